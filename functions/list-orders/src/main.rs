@@ -1,0 +1,16 @@
+//! GET /orders. Clients are built once per environment, at init.
+
+use lambda_http::{Error, run, service_fn};
+use orders_core::config::Tables;
+use orders_core::store::DynamoStore;
+use orders_core::{http, telemetry};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let store = DynamoStore::from_config(&orders_core::aws_config().await, Tables::from_env()?);
+    run(service_fn(|req| {
+        http::serve("list-orders", req, |req| http::orders::list(&store, req))
+    }))
+    .await
+}

@@ -1,0 +1,93 @@
+//! GET /products/{productId} (public) and PUT /products/{productId}.
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Caller, FieldError, Problem, SCOPE_PRODUCTS_WRITE, from_json, json_body, json_response,
+    path_param,
+};
+use crate::domain::{Money, Product, ProductId, ProductName, RawMoney, Stock};
+use crate::store::Catalogue;
+
+/// A product as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductView<'a> {
+    product_id: &'a str,
+    name: &'a str,
+    price: Money,
+    stock: i64,
+}
+
+impl<'a> From<&'a Product> for ProductView<'a> {
+    fn from(p: &'a Product) -> Self {
+        Self {
+            product_id: p.id.as_str(),
+            name: p.name.as_str(),
+            price: p.price,
+            stock: p.stock.get(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductBody {
+    name: String,
+    price: RawMoney,
+    stock: i64,
+}
+
+/// GET /products/{productId}: needs no token.
+pub async fn get<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    let raw = path_param(&req, "productId").unwrap_or_default();
+    let Ok(id) = ProductId::parse(&raw) else {
+        return Err(Problem::product_not_found(&raw));
+    };
+    match store.product(&id).await? {
+        Some(product) => json_response(StatusCode::OK, &ProductView::from(&product)),
+        None => Err(Problem::product_not_found(id.as_str())),
+    }
+}
+
+/// PUT /products/{productId}: creates (201) or replaces (200) a product.
+pub async fn put<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    Caller::with_scope(&req, SCOPE_PRODUCTS_WRITE)?;
+    let raw_id = path_param(&req, "productId").unwrap_or_default();
+    let body: ProductBody = from_json(json_body(&req)?, "")?;
+    let mut errors = Vec::new();
+    let id = ProductId::parse(&raw_id)
+        .map_err(|e| errors.push(FieldError::parameter("productId", e)))
+        .ok();
+    let name = ProductName::parse(&body.name)
+        .map_err(|e| errors.push(FieldError::pointer("/name", e)))
+        .ok();
+    let price = Money::try_from(body.price)
+        .map_err(|e| errors.push(FieldError::pointer("/price", e)))
+        .ok();
+    let stock = Stock::new(body.stock)
+        .map_err(|e| errors.push(FieldError::pointer("/stock", e)))
+        .ok();
+    let (Some(id), Some(name), Some(price), Some(stock)) = (id, name, price, stock) else {
+        return Err(Problem::validation(errors));
+    };
+    let product = Product {
+        id,
+        name,
+        price,
+        stock,
+    };
+    let replaced = store.put_product(&product).await?;
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = json_response(status, &ProductView::from(&product))?;
+    if !replaced && let Ok(location) = HeaderValue::from_str(&format!("/products/{}", product.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}

@@ -1,0 +1,23 @@
+//! The orders service: everything the Lambda functions do, as one library.
+//!
+//! Layers, from the inside out:
+//! - [`domain`]: ids, quantities, money, products and orders with their invariants (no I/O);
+//! - [`events`]: the CloudEvents envelope of the outbox;
+//! - [`store`]: DynamoDB items and the one order transaction;
+//! - [`service`]: the use cases (pricing, idempotency, retries);
+//! - [`http`]: API Gateway HTTP API events in, JSON and RFC 9457 problems out;
+//! - [`config`] and [`telemetry`]: what every function's `main` sets up once at init.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+/// Loads the AWS configuration once at init. Endpoints come only from the standard variables
+/// (`AWS_ENDPOINT_URL_DYNAMODB`, …), which is how the local emulators are reached.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

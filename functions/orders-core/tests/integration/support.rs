@@ -1,0 +1,348 @@
+//! Test support: tables made from template.yaml on DynamoDB Local (a fresh prefix per test), and
+//! API Gateway events built from the files in `events/`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use devkit::Template;
+use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Request, Response};
+use orders_core::config::{OrderSettings, Tables};
+use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
+use orders_core::http;
+use orders_core::service::{CreateOrderDeps, RetryPolicy};
+use orders_core::store::{Catalogue, DynamoStore};
+use serde_json::{Value, json};
+
+/// A private set of the template's tables on DynamoDB Local.
+pub struct TestApp {
+    pub client: Client,
+    pub store: DynamoStore,
+    pub settings: OrderSettings,
+}
+
+impl TestApp {
+    /// New tables for this test only, so tests run in parallel without seeing each other.
+    pub async fn new() -> Self {
+        assert!(
+            std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+            "the integration tests run against DynamoDB Local: run them with `make test` \
+             (or infra/with-emulators.sh cargo test)"
+        );
+        let config = orders_core::aws_config().await;
+        let client = Client::new(&config);
+        let template = Template::load_default().expect("template.yaml parses");
+        let prefix = format!("t{}", &uuid_like()[..12]);
+        let names = devkit::create_tables(&client, &template, &prefix)
+            .await
+            .expect("tables from template.yaml are created");
+        // The environment template.yaml gives create-order, resolved to the local table names.
+        let env = template
+            .function_env("CreateOrderFunction", &names, &BTreeMap::new())
+            .expect("create-order's environment resolves");
+        let vars = |name: &str| env.get(name).cloned();
+        let tables =
+            Tables::from_vars(vars).expect("the template names every table the code reads");
+        let settings =
+            OrderSettings::from_vars(vars).expect("the template sets the order settings");
+        let store = DynamoStore::new(client.clone(), tables);
+        Self {
+            client,
+            store,
+            settings,
+        }
+    }
+
+    pub fn tables(&self) -> &Tables {
+        self.store.tables()
+    }
+
+    /// The dependencies create-order's main builds, with fast retries for tests.
+    pub fn create_deps(&self) -> CreateOrderDeps<DynamoStore> {
+        self.create_deps_with(self.store.clone())
+    }
+
+    pub fn create_deps_with<S>(&self, store: S) -> CreateOrderDeps<S> {
+        CreateOrderDeps {
+            store,
+            orders_per_minute: self.settings.orders_per_minute,
+            event_source: self.settings.event_source.clone(),
+            retry: RetryPolicy {
+                max_attempts: 4,
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(5),
+            },
+        }
+    }
+
+    pub async fn add_product(&self, id: &str, amount: i64, currency: &str, stock: i64) {
+        let product = Product {
+            id: ProductId::parse(id).unwrap(),
+            name: ProductName::parse(&format!("Product {id}")).unwrap(),
+            price: Money::new(amount, Currency::parse(currency).unwrap()).unwrap(),
+            stock: Stock::new(stock).unwrap(),
+        };
+        self.store.put_product(&product).await.unwrap();
+    }
+
+    pub async fn stock(&self, id: &str) -> i64 {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables().products)
+            .key("productId", AttributeValue::S(id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        match out.item.unwrap().get("stock") {
+            Some(AttributeValue::N(n)) => n.parse().unwrap(),
+            other => panic!("stock is {other:?}"),
+        }
+    }
+
+    /// How many items a table holds; for the orders table, only orders (not quota counters).
+    pub async fn count(&self, table: &str) -> usize {
+        let mut request = self
+            .client
+            .scan()
+            .table_name(table)
+            .select(Select::Count)
+            .consistent_read(true);
+        if table == self.tables().orders {
+            request = request.filter_expression("attribute_exists(userId)");
+        }
+        request.send().await.unwrap().count as usize
+    }
+
+    pub async fn orders(&self) -> usize {
+        self.count(&self.tables().orders.clone()).await
+    }
+
+    pub async fn events(&self) -> Vec<Value> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.tables().outbox)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).unwrap())
+            .collect()
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// An API Gateway HTTP API event from `events/`, changed the way a test needs.
+pub struct ApiEvent(Value);
+
+impl ApiEvent {
+    pub fn load(file: &str) -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events")
+            .join(file);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Self(serde_json::from_str(&text).unwrap())
+    }
+
+    pub fn body(mut self, body: Value) -> Self {
+        self.0["body"] = Value::String(body.to_string());
+        self
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.0["body"] = Value::String(body.to_owned());
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.0["headers"][name] = Value::String(value.to_owned());
+        self
+    }
+
+    pub fn without_header(mut self, name: &str) -> Self {
+        if let Some(headers) = self.0["headers"].as_object_mut() {
+            headers.remove(name);
+        }
+        self
+    }
+
+    /// The authorizer vouches for `sub` with these scopes (in `scopes` and the `scope` claim).
+    pub fn user(mut self, sub: &str, scopes: &[&str]) -> Self {
+        self.0["requestContext"]["authorizer"] = json!({"jwt": {
+            "claims": {"sub": sub, "scope": scopes.join(" "), "iss": "https://auth.orders.local", "aud": "orders-api"},
+            "scopes": scopes,
+        }});
+        self
+    }
+
+    /// The scopes only in the token's `scope` claim, as when the route declares no scopes.
+    pub fn scope_claim_only(mut self, sub: &str, scope: &str) -> Self {
+        self.0["requestContext"]["authorizer"] =
+            json!({"jwt": {"claims": {"sub": sub, "scope": scope}}});
+        self
+    }
+
+    /// No authorizer context at all (a misconfigured route, or a direct invoke).
+    pub fn anonymous(mut self) -> Self {
+        if let Some(ctx) = self.0["requestContext"].as_object_mut() {
+            ctx.remove("authorizer");
+        }
+        self
+    }
+
+    pub fn path_param(mut self, name: &str, value: &str) -> Self {
+        self.0["pathParameters"][name] = Value::String(value.to_owned());
+        self
+    }
+
+    /// Sets a query parameter in both forms API Gateway sends (lambda_http reads `rawQueryString`).
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.0["queryStringParameters"][name] = Value::String(value.to_owned());
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let raw = self.0["queryStringParameters"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v.as_str().unwrap_or_default())))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.0["rawQueryString"] = Value::String(raw);
+        self
+    }
+
+    pub fn request(self) -> Request {
+        lambda_http::request::from_str(&self.0.to_string()).expect("a valid API Gateway v2 event")
+    }
+}
+
+/// A response, read the way a client reads it.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn from(response: Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let bytes: &[u8] = body.as_ref();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).expect("every response body is JSON")
+        };
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem of this status and kind, and answers its body.
+    #[track_caller]
+    pub fn problem(&self, status: u16, slug: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("urn:orders:problem:{slug}"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+        for member in ["title", "detail", "instance"] {
+            assert!(
+                self.body[member].is_string(),
+                "problem lacks {member}: {}",
+                self.body
+            );
+        }
+        &self.body
+    }
+}
+
+pub async fn create(
+    deps: &CreateOrderDeps<impl orders_core::store::OrderWriter>,
+    event: ApiEvent,
+) -> Answer {
+    let response = http::serve("create-order", event.request(), |req| {
+        http::orders::create(deps, req)
+    })
+    .await
+    .unwrap();
+    Answer::from(response)
+}
+
+pub async fn get_order(app: &TestApp, event: ApiEvent) -> Answer {
+    let response = http::serve("get-order", event.request(), |req| {
+        http::orders::get(&app.store, req)
+    })
+    .await
+    .unwrap();
+    Answer::from(response)
+}
+
+pub async fn list_orders(app: &TestApp, event: ApiEvent) -> Answer {
+    let response = http::serve("list-orders", event.request(), |req| {
+        http::orders::list(&app.store, req)
+    })
+    .await
+    .unwrap();
+    Answer::from(response)
+}
+
+pub async fn get_product(app: &TestApp, event: ApiEvent) -> Answer {
+    let response = http::serve("get-product", event.request(), |req| {
+        http::products::get(&app.store, req)
+    })
+    .await
+    .unwrap();
+    Answer::from(response)
+}
+
+pub async fn put_product(app: &TestApp, event: ApiEvent) -> Answer {
+    let response = http::serve("put-product", event.request(), |req| {
+        http::products::put(&app.store, req)
+    })
+    .await
+    .unwrap();
+    Answer::from(response)
+}
+
+/// A create-order event from `sub` with orders scopes and this body.
+pub fn order_by(sub: &str, body: Value) -> ApiEvent {
+    ApiEvent::load("create-order.json")
+        .user(sub, &["orders:write", "orders:read"])
+        .body(body)
+}
+
+pub fn lines(items: &[(&str, u32)]) -> Value {
+    json!({"items": items.iter().map(|(p, q)| json!({"productId": p, "quantity": q})).collect::<Vec<_>>()})
+}

