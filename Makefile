@@ -16,7 +16,7 @@ bootstrap: ## Install the emulators and Python tools (idempotent, into git-ignor
 	@infra/bootstrap.sh
 
 lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint
-	cargo fmt --all -- --check
+	cargo fmt --all -- --check --color never
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cfn-lint template.yaml
 

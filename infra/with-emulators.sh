@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a command with DynamoDB Local started on a free loopback port, and stops it afterwards
-# whatever happens. The command reaches it only through the standard SDK variables.
+# Runs a command with DynamoDB Local and the SQS emulator (moto) started on free loopback ports,
+# and stops them afterwards whatever happens. The command reaches them only through the standard
+# SDK variables (AWS_ENDPOINT_URL_DYNAMODB, _DYNAMODB_STREAMS, _SQS).
 #   infra/with-emulators.sh cargo test --workspace
 set -euo pipefail
 
@@ -40,7 +41,14 @@ ddb_port=${DYNAMODB_PORT:-$(free_port)}
 pids+=("$!")
 wait_for_port "DynamoDB Local" "$ddb_port" "$state/dynamodb.log"
 
+sqs_port=${SQS_PORT:-$(free_port)}
+"$root/.tools/venv/bin/moto_server" -H 127.0.0.1 -p "$sqs_port" >"$state/sqs.log" 2>&1 &
+pids+=("$!")
+wait_for_port "the SQS emulator (moto)" "$sqs_port" "$state/sqs.log"
+
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port"
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$ddb_port"
+export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$sqs_port"
 # Emulators accept any credentials; set dummy ones so the SDK never looks elsewhere.
 export AWS_REGION=${AWS_REGION:-us-east-1}
 export AWS_DEFAULT_REGION=$AWS_REGION

@@ -17,6 +17,7 @@ pub struct Tables {
     pub products: String,
     pub orders: String,
     pub outbox: String,
+    pub inbox: String,
 }
 
 impl Tables {
@@ -31,6 +32,7 @@ impl Tables {
             products: required(&vars, "PRODUCTS_TABLE")?,
             orders: required(&vars, "ORDERS_TABLE")?,
             outbox: required(&vars, "OUTBOX_TABLE")?,
+            inbox: required(&vars, "INBOX_TABLE")?,
         })
     }
 }
@@ -64,6 +66,16 @@ impl OrderSettings {
             event_source: required(&vars, "EVENT_SOURCE")?,
         })
     }
+}
+
+/// The CloudEvents `source` of the events a function writes.
+pub fn event_source_from_env() -> Result<String, ConfigError> {
+    required(&|name: &str| env::var(name).ok(), "EVENT_SOURCE")
+}
+
+/// Where the relay sends the outbox's events.
+pub fn order_events_queue_from_env() -> Result<String, ConfigError> {
+    required(&|name: &str| env::var(name).ok(), "ORDER_EVENTS_QUEUE_URL")
 }
 
 fn required(

@@ -6,12 +6,15 @@
 //! - [`store`]: DynamoDB items and the one order transaction;
 //! - [`service`]: the use cases (pricing, idempotency, retries);
 //! - [`http`]: API Gateway HTTP API events in, JSON and RFC 9457 problems out;
+//! - [`relay`] and [`consumer`]: the outbox stream → SQS FIFO → the order's effects;
 //! - [`config`] and [`telemetry`]: what every function's `main` sets up once at init.
 
 pub mod config;
+pub mod consumer;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod relay;
 pub mod service;
 pub mod store;
 pub mod telemetry;
@@ -20,4 +23,9 @@ pub mod telemetry;
 /// (`AWS_ENDPOINT_URL_DYNAMODB`, …), which is how the local emulators are reached.
 pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The SQS client over the shared configuration (`AWS_ENDPOINT_URL_SQS` reaches the emulator).
+pub fn sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
 }

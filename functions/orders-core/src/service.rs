@@ -5,11 +5,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::domain::OrderStatus;
 use crate::domain::{
     Currency, IdempotencyKey, Order, OrderId, OrderLines, PricingError, ProductId, Quantity, UserId,
 };
 use crate::events::{CloudEvent, EventType};
-use crate::store::{CreateOrderError, NewOrder, OrderWriter, StoreError, StoredOrder, as_created};
+use crate::store::{
+    CancelError, CreateOrderError, NewOrder, OrderCanceller, OrderWriter, StoreError, StoredOrder,
+    as_created,
+};
 
 /// Bounded retries with full jitter for conflicts and throttling, which the SDK does not retry
 /// inside a cancelled transaction.
@@ -194,6 +198,78 @@ pub async fn create_order<S: OrderWriter>(
             }
             CreateOrderError::Store(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Everything cancel-order needs, built once at init.
+#[derive(Debug, Clone)]
+pub struct CancelOrderDeps<S> {
+    pub store: S,
+    pub event_source: String,
+    pub retry: RetryPolicy,
+}
+
+/// What a cancel request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The order was cancelled now: its stock is back and `order.cancelled` is in the outbox.
+    Now(Order),
+    /// It was cancelled before; nothing changed.
+    Already(Order),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelFailure {
+    #[error("no such order for this user")]
+    NotFound,
+    #[error("the database stayed busy after {attempts} attempts")]
+    Busy { attempts: u32 },
+    #[error(transparent)]
+    Cancel(#[from] CancelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cancels the caller's order: the compensating action of create-order, in one transaction.
+pub async fn cancel_order<S: OrderCanceller>(
+    deps: &CancelOrderDeps<S>,
+    user: &UserId,
+    order_id: OrderId,
+    now: DateTime<Utc>,
+) -> Result<Cancelled, CancelFailure> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let order = match deps.store.order(order_id).await? {
+            Some(stored) if &stored.order.user_id == user => stored.order,
+            _ => return Err(CancelFailure::NotFound),
+        };
+        // Every status is named: a new one (say SHIPPED) must decide here whether it can be cancelled.
+        match order.status {
+            OrderStatus::Cancelled => return Ok(Cancelled::Already(order)),
+            OrderStatus::Created | OrderStatus::Confirmed => {}
+        }
+        let cancelled = Order {
+            status: OrderStatus::Cancelled,
+            ..order
+        };
+        let event = CloudEvent::new(
+            EventType::OrderCancelled,
+            &deps.event_source,
+            &cancelled,
+            now,
+        );
+        let retryable = match deps.store.cancel_order(&cancelled, &event).await {
+            Ok(()) => return Ok(Cancelled::Now(cancelled)),
+            // Someone else changed it (a concurrent cancel, or a confirmation): read it again.
+            Err(CancelError::StatusChanged) => true,
+            Err(CancelError::Store(StoreError::Transient)) => true,
+            Err(other) => return Err(other.into()),
+        };
+        if retryable && attempt >= deps.retry.max_attempts {
+            return Err(CancelFailure::Busy { attempts: attempt });
+        }
+        tokio::time::sleep(deps.retry.delay(attempt - 1)).await;
     }
 }
 

@@ -1,8 +1,11 @@
 //! Local tooling for the orders service: template.yaml is the single source of truth, and this crate
 //! turns it into tables (and, later, queues and running functions) on the local emulators.
 
+pub mod mapping;
 pub mod provision;
+pub mod queues;
 pub mod template;
 
 pub use provision::{ProvisionError, create_tables, table_name};
+pub use queues::{Queues, create_queues};
 pub use template::{PhysicalNames, Template, TemplateError};

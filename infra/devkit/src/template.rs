@@ -150,6 +150,11 @@ impl Template {
             .map(|(id, _)| id)
     }
 
+    /// A resource's `Properties` in CloudFormation's JSON form.
+    pub fn resource_properties(&self, logical_id: &str) -> Result<&Value, TemplateError> {
+        self.properties(logical_id)
+    }
+
     fn properties(&self, logical_id: &str) -> Result<&Value, TemplateError> {
         self.resources()
             .find(|(id, _)| *id == logical_id)
@@ -456,6 +461,9 @@ Resources:
             .map(|t| t.logical_id)
             .collect();
         ids.sort();
-        assert_eq!(ids, ["OrdersTable", "OutboxTable", "ProductsTable"]);
+        assert_eq!(
+            ids,
+            ["InboxTable", "OrdersTable", "OutboxTable", "ProductsTable"]
+        );
     }
 }

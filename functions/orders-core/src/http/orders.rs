@@ -13,8 +13,11 @@ use super::{
     json_response, path_param, query_param,
 };
 use crate::domain::{IdempotencyKey, Order, OrderId, OrderLines, ProductId, Quantity};
-use crate::service::{CreateOrder, CreateOrderDeps, CreateOrderFailure, Created, create_order};
-use crate::store::{OrderReader, OrderWriter, PageKey};
+use crate::service::{
+    CancelFailure, CancelOrderDeps, Cancelled, CreateOrder, CreateOrderDeps, CreateOrderFailure,
+    Created, cancel_order, create_order,
+};
+use crate::store::{OrderCanceller, OrderReader, OrderWriter, PageKey};
 
 /// The header that makes a create request safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -221,6 +224,35 @@ pub async fn get<S: OrderReader>(store: &S, req: Request) -> Result<Response<Bod
         }
         _ => Err(Problem::order_not_found()),
     }
+}
+
+/// POST /orders/{orderId}/cancel: 200 with the cancelled order; cancelling a cancelled order
+/// changes nothing and answers it again.
+pub async fn cancel<S: OrderCanceller>(
+    deps: &CancelOrderDeps<S>,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    let caller = Caller::with_scope(&req, SCOPE_ORDERS_WRITE)?;
+    let id = path_param(&req, "orderId")
+        .and_then(|raw| OrderId::parse(&raw))
+        .ok_or_else(Problem::order_not_found)?;
+    tracing::Span::current().record("order_id", id.to_string());
+    let order = match cancel_order(deps, &caller.user, id, Utc::now()).await {
+        Ok(Cancelled::Now(order)) => order,
+        Ok(Cancelled::Already(order)) => {
+            tracing::info!("the order was already cancelled; nothing changed");
+            order
+        }
+        Err(CancelFailure::NotFound) => return Err(Problem::order_not_found()),
+        Err(CancelFailure::Busy { attempts }) => {
+            return Err(
+                Problem::unavailable(1).with_internal(format!("gave up after {attempts} attempts"))
+            );
+        }
+        Err(CancelFailure::Cancel(e)) => return Err(Problem::internal(e)),
+        Err(CancelFailure::Store(e)) => return Err(e.into()),
+    };
+    json_response(StatusCode::OK, &order)
 }
 
 #[derive(Debug, Serialize)]

@@ -1,6 +1,8 @@
-//! Integration tests against DynamoDB Local (started by `make test`), in one test binary so the
-//! AWS SDK is linked once.
+//! Integration tests against DynamoDB Local and the SQS emulator (both started by `make test`), in
+//! one test binary so the AWS SDK is linked once.
 
 mod api;
+mod cancellation;
+mod outbox;
 mod support;
 mod transactions;

@@ -15,12 +15,23 @@ use orders_core::http;
 use orders_core::service::{CreateOrderDeps, RetryPolicy};
 use orders_core::store::{Catalogue, DynamoStore};
 use serde_json::{Value, json};
+use std::convert::Infallible;
 
-/// A private set of the template's tables on DynamoDB Local.
+use devkit::mapping::{SqsDelivery, SqsMapping, StreamDelivery, StreamMapping};
+use orders_core::consumer::consume;
+use orders_core::relay::{Publisher, SqsPublisher, relay};
+use orders_core::store::EventInbox;
+
+/// A private set of the template's tables (DynamoDB Local) and queues (moto).
 pub struct TestApp {
     pub client: Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
     pub store: DynamoStore,
     pub settings: OrderSettings,
+    pub queues: devkit::Queues,
+    /// The environment template.yaml gives each function, resolved to the local names.
+    pub envs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl TestApp {
@@ -35,13 +46,24 @@ impl TestApp {
         let client = Client::new(&config);
         let template = Template::load_default().expect("template.yaml parses");
         let prefix = format!("t{}", &uuid_like()[..12]);
-        let names = devkit::create_tables(&client, &template, &prefix)
+        let mut names = devkit::create_tables(&client, &template, &prefix)
             .await
             .expect("tables from template.yaml are created");
-        // The environment template.yaml gives create-order, resolved to the local table names.
-        let env = template
-            .function_env("CreateOrderFunction", &names, &BTreeMap::new())
-            .expect("create-order's environment resolves");
+        let sqs = orders_core::sqs_client(&config);
+        let queues = devkit::create_queues(&sqs, &template, &prefix)
+            .await
+            .expect("queues from template.yaml are created");
+        names.extend(queues.urls.clone());
+        let envs = template
+            .resources_of_type("AWS::Serverless::Function")
+            .map(|id| {
+                let env = template
+                    .function_env(id, &names, &BTreeMap::new())
+                    .unwrap_or_else(|e| panic!("{id}'s environment resolves: {e}"));
+                (id.clone(), env)
+            })
+            .collect::<BTreeMap<_, _>>();
+        let env = &envs["CreateOrderFunction"];
         let vars = |name: &str| env.get(name).cloned();
         let tables =
             Tables::from_vars(vars).expect("the template names every table the code reads");
@@ -50,13 +72,143 @@ impl TestApp {
         let store = DynamoStore::new(client.clone(), tables);
         Self {
             client,
+            sqs,
+            streams: aws_sdk_dynamodbstreams::Client::new(&config),
             store,
             settings,
+            queues,
+            envs,
         }
     }
 
     pub fn tables(&self) -> &Tables {
         self.store.tables()
+    }
+
+    /// A function's environment variable, as template.yaml sets it.
+    pub fn env(&self, function: &str, name: &str) -> String {
+        self.envs[function]
+            .get(name)
+            .unwrap_or_else(|| panic!("template.yaml gives {function} no {name}"))
+            .clone()
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> &str {
+        &self.queues.urls[logical_id]
+    }
+
+    /// The relay's publisher, on the queue template.yaml names for it.
+    pub fn publisher(&self) -> SqsPublisher {
+        SqsPublisher::new(
+            self.sqs.clone(),
+            self.env("OutboxRelayFunction", "ORDER_EVENTS_QUEUE_URL"),
+        )
+    }
+
+    /// The outbox stream → relay mapping, as template.yaml declares it (TRIM_HORIZON, batch 100).
+    pub async fn outbox_mapping(&self) -> StreamMapping {
+        StreamMapping::for_table(
+            &self.client,
+            self.streams.clone(),
+            &self.tables().outbox,
+            100,
+        )
+        .await
+        .expect("the outbox table has a stream")
+    }
+
+    /// The order-events queue → consumer mapping (batch 10).
+    pub fn events_mapping(&self) -> SqsMapping {
+        let id = "OrderEventsQueue";
+        SqsMapping::new(
+            self.sqs.clone(),
+            self.queues.urls[id].clone(),
+            self.queues.arns[id].clone(),
+            10,
+        )
+    }
+
+    /// Relays everything in the outbox stream, retrying from reported failures, until it is drained.
+    pub async fn relay_all<P: Publisher>(
+        &self,
+        mapping: &mut StreamMapping,
+        publisher: &P,
+    ) -> Vec<StreamDelivery> {
+        let mut deliveries = Vec::new();
+        for _ in 0..1000 {
+            let delivery = mapping
+                .deliver_once(|event| async { Ok::<_, Infallible>(relay(publisher, event).await) })
+                .await
+                .expect("the stream can be read");
+            match delivery {
+                Some(d) => deliveries.push(d),
+                None => return deliveries,
+            }
+        }
+        panic!("the outbox stream never drained");
+    }
+
+    /// Delivers the order-events queue to the consumer until it is empty.
+    pub async fn consume_all<S: EventInbox>(&self, store: &S) -> Vec<SqsDelivery> {
+        let mapping = self.events_mapping();
+        let mut deliveries = Vec::new();
+        for _ in 0..1000 {
+            let delivery = mapping
+                .deliver_once(0, |event| async {
+                    Ok::<_, Infallible>(consume(store, event).await)
+                })
+                .await
+                .expect("the queue can be read");
+            match delivery {
+                Some(d) => deliveries.push(d),
+                None => return deliveries,
+            }
+        }
+        panic!("the order-events queue never drained");
+    }
+
+    /// Messages in a queue (visible or in flight), as SQS counts them.
+    pub async fn queue_depth(&self, logical_id: &str) -> usize {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(self.queue_url(logical_id))
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes.unwrap_or_default();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| {
+            attrs
+                .get(a)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    /// The status of an order, read directly from the table.
+    pub async fn status(&self, order_id: &str) -> String {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables().orders)
+            .key("orderId", AttributeValue::S(order_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        match out.item.unwrap().get("status") {
+            Some(AttributeValue::S(s)) => s.clone(),
+            other => panic!("status is {other:?}"),
+        }
     }
 
     /// The dependencies create-order's main builds, with fast retries for tests.
@@ -321,6 +473,18 @@ pub async fn list_orders(app: &TestApp, event: ApiEvent) -> Answer {
 pub async fn get_product(app: &TestApp, event: ApiEvent) -> Answer {
     let response = http::serve("get-product", event.request(), |req| {
         http::products::get(&app.store, req)
+    })
+    .await
+    .unwrap();
+    Answer::from(response)
+}
+
+pub async fn cancel(
+    deps: &orders_core::service::CancelOrderDeps<DynamoStore>,
+    event: ApiEvent,
+) -> Answer {
+    let response = http::serve("cancel-order", event.request(), |req| {
+        http::orders::cancel(deps, req)
     })
     .await
     .unwrap();

@@ -23,6 +23,12 @@ use crate::domain::{
 };
 use crate::events::CloudEvent;
 
+mod cancel;
+mod inbox;
+
+pub use cancel::{CancelError, OrderCanceller};
+pub use inbox::{Applied, EventInbox, INBOX_RETENTION};
+
 /// How long an outbox item lives before DynamoDB's TTL may delete it.
 pub const OUTBOX_RETENTION: Duration = Duration::days(7);
 /// How long a per-minute quota counter is kept after its minute (TTL; never read after the minute).
@@ -247,6 +253,46 @@ impl DynamoStore {
         })
     }
 
+    /// Runs one transaction. `Ok(Err(reasons))`: a condition failed or a conflict cancelled it,
+    /// with one reason per action, in request order.
+    async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<CancellationReason>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancel) => {
+                    Ok(Err(cancel.cancellation_reasons().to_vec()))
+                }
+                _ => Err(StoreError::from(SdkError::ServiceError(ctx))),
+            },
+            Err(other) => Err(StoreError::from(other)),
+        }
+    }
+
+    /// The outbox put of an event, kept for [`OUTBOX_RETENTION`]; never overwrites an event.
+    fn outbox_put(&self, event: &CloudEvent) -> Result<TransactWriteItem, StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(event)?;
+        item.insert(
+            "expiresAt".to_owned(),
+            n((event.time + OUTBOX_RETENTION).timestamp()),
+        );
+        let put = Put::builder()
+            .table_name(&self.tables.outbox)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     async fn get_order(&self, id: OrderId) -> Result<Option<StoredOrder>, StoreError> {
         let out = self
             .client
@@ -382,24 +428,7 @@ impl OrderWriter for DynamoStore {
                     .build(),
             );
         }
-        let mut event_item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(new.event).map_err(StoreError::from)?;
-        event_item.insert(
-            "expiresAt".to_owned(),
-            n((new.event.time + OUTBOX_RETENTION).timestamp()),
-        );
-        actions.push(
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.tables.outbox)
-                        .set_item(Some(event_item))
-                        .condition_expression("attribute_not_exists(id)")
-                        .build()
-                        .map_err(build_err)?,
-                )
-                .build(),
-        );
+        actions.push(self.outbox_put(new.event)?);
         actions.push(
             TransactWriteItem::builder()
                 .update(
@@ -426,21 +455,9 @@ impl OrderWriter for DynamoStore {
                 .build(),
         );
 
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancel) => {
-                    Err(explain_cancellation(order, cancel.cancellation_reasons()))
-                }
-                _ => Err(StoreError::from(SdkError::ServiceError(ctx)).into()),
-            },
-            Err(other) => Err(StoreError::from(other).into()),
+        match self.transact(actions).await? {
+            Ok(()) => Ok(()),
+            Err(reasons) => Err(explain_cancellation(order, &reasons)),
         }
     }
 
@@ -452,15 +469,10 @@ impl OrderWriter for DynamoStore {
 /// Maps the per-action cancellation reasons (in request order: order, one per line, outbox, quota)
 /// to the business outcome. Conditions that failed win over transient reasons.
 pub fn explain_cancellation(order: &Order, reasons: &[CancellationReason]) -> CreateOrderError {
-    let failed = |i: usize| {
-        reasons
-            .get(i)
-            .and_then(|r| r.code())
-            .is_some_and(|c| c == "ConditionalCheckFailed")
-    };
-    if failed(0) {
+    if failed_at(reasons, 0) {
         return CreateOrderError::OrderExists;
     }
+    let failed = |i: usize| failed_at(reasons, i);
     let lines = &order.items;
     for (i, line) in lines.iter().enumerate() {
         if !failed(i + 1) {
@@ -491,21 +503,36 @@ pub fn explain_cancellation(order: &Order, reasons: &[CancellationReason]) -> Cr
     if failed(lines.len() + 2) {
         return CreateOrderError::QuotaExceeded;
     }
-    let transient = reasons
+    match unexplained(reasons) {
+        StoreError::Transient => CreateOrderError::Transient,
+        other => CreateOrderError::Store(other),
+    }
+}
+
+/// Whether action `i` of a cancelled transaction failed its condition.
+fn failed_at(reasons: &[CancellationReason], i: usize) -> bool {
+    reasons
+        .get(i)
+        .and_then(|r| r.code())
+        .is_some_and(|c| c == "ConditionalCheckFailed")
+}
+
+/// A cancelled transaction whose conditions all held: a conflict or throttling (transient), or else
+/// something unexpected, named by its reason codes.
+fn unexplained(reasons: &[CancellationReason]) -> StoreError {
+    if reasons
         .iter()
         .filter_map(|r| r.code())
-        .any(is_transient_code);
-    if transient {
-        return CreateOrderError::Transient;
+        .any(is_transient_code)
+    {
+        return StoreError::Transient;
     }
     let codes = reasons
         .iter()
         .map(|r| r.code().unwrap_or("?"))
         .collect::<Vec<_>>()
         .join(",");
-    CreateOrderError::Store(StoreError::Sdk(format!(
-        "transaction cancelled for reasons [{codes}]"
-    )))
+    StoreError::Sdk(format!("transaction cancelled for reasons [{codes}]"))
 }
 
 impl OrderReader for DynamoStore {

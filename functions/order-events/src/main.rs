@@ -1,0 +1,17 @@
+//! The order-events queue → the orders' effects. The DynamoDB client is built once, at init.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orders_core::config::Tables;
+use orders_core::consumer::{SqsEvent, consume};
+use orders_core::store::DynamoStore;
+use orders_core::telemetry;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let store = DynamoStore::from_config(&orders_core::aws_config().await, Tables::from_env()?);
+    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, Error>(consume(&store, event.payload).await)
+    }))
+    .await
+}

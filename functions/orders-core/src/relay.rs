@@ -1,0 +1,195 @@
+//! outbox-relay: the outbox table's stream → the order-events FIFO queue.
+//!
+//! Records are relayed in stream order, up to ten to a `SendMessageBatch`, with the order id as
+//! `MessageGroupId` (order per order) and the event id as `MessageDeduplicationId` (a re-sent event
+//! is dropped by SQS within its 5-minute window). At the first record that cannot be sent the relay
+//! stops and reports that record's sequence number, so Lambda retries from exactly there.
+//!
+//! SQS accepts or refuses each entry of a batch on its own, so entries after a refused one in the
+//! same call may still be accepted. A call therefore never carries two events of the same order:
+//! what slips through is only ever another order's event (re-sent on retry and deduplicated), never
+//! a later event of the order whose event failed.
+
+use std::future::Future;
+
+pub use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+pub use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+use crate::events::CloudEvent;
+
+/// At most this many messages per SendMessageBatch (the SQS limit).
+pub const SQS_BATCH: usize = 10;
+
+/// One event, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub event_id: String,
+    pub group_id: String,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("SQS request failed: {0}")]
+    Sqs(String),
+}
+
+/// Where the relay sends events.
+pub trait Publisher: Send + Sync {
+    /// Sends up to ten events; answers the positions (in `batch`) of those SQS did not accept.
+    fn publish(
+        &self,
+        batch: &[Outgoing],
+    ) -> impl Future<Output = Result<Vec<usize>, PublishError>> + Send;
+}
+
+/// The SQS FIFO queue the events go to.
+#[derive(Debug, Clone)]
+pub struct SqsPublisher {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsPublisher {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+}
+
+impl Publisher for SqsPublisher {
+    async fn publish(&self, batch: &[Outgoing]) -> Result<Vec<usize>, PublishError> {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&e.body)
+                    .message_group_id(&e.group_id)
+                    .message_deduplication_id(&e.event_id)
+                    .build()
+                    .map_err(|e| PublishError::Sqs(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                PublishError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+            })?;
+        let mut failed: Vec<usize> = out
+            .failed
+            .iter()
+            .filter_map(|f| f.id.parse().ok())
+            .collect();
+        for f in &out.failed {
+            tracing::warn!(entry = %f.id, code = %f.code, sender_fault = f.sender_fault, "SQS refused an event");
+        }
+        failed.sort_unstable();
+        Ok(failed)
+    }
+}
+
+/// Why a stream record could not be relayed.
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("the record has no sequence number")]
+    NoSequenceNumber,
+    #[error("the new image is not an outbox event: {0}")]
+    NotAnEvent(#[from] serde_dynamo::Error),
+    #[error("the event cannot be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError> {
+    let event: CloudEvent = serde_dynamo::from_item(record.change.new_image.clone())?;
+    Ok(Outgoing {
+        group_id: event.subject.clone(),
+        event_id: event.id.clone(),
+        body: serde_json::to_string(&event)?,
+    })
+}
+
+fn failure(sequence_number: &str) -> DynamoDbEventResponse {
+    let mut item = DynamoDbBatchItemFailure::default();
+    item.item_identifier = Some(sequence_number.to_owned());
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = vec![item];
+    response
+}
+
+/// Relays one batch of stream records. Only INSERTs are relayed; MODIFY, REMOVE and TTL deletes
+/// (which DynamoDB Local shows as `UNKNOWN_TO_SDK_VERSION`) are skipped.
+pub async fn relay<P: Publisher>(publisher: &P, event: StreamEvent) -> DynamoDbEventResponse {
+    let mut pending: Vec<(String, Outgoing)> = Vec::with_capacity(SQS_BATCH);
+    for record in &event.records {
+        if record.event_name != "INSERT" {
+            tracing::debug!(event_name = %record.event_name, "skipping a record that is not an INSERT");
+            continue;
+        }
+        let Some(seq) = record.change.sequence_number.clone() else {
+            tracing::error!(error = %RecordError::NoSequenceNumber, event_id = %record.event_id, "cannot relay");
+            continue;
+        };
+        match outgoing(record) {
+            Ok(out) => {
+                let same_order = pending.iter().any(|(_, p)| p.group_id == out.group_id);
+                if same_order && let Err(stop) = flush(publisher, &mut pending).await {
+                    return failure(&stop);
+                }
+                pending.push((seq, out));
+            }
+            Err(error) => {
+                // Send what came before, then hold the batch at the record that cannot be sent:
+                // Lambda retries it, bisects, and finally hands it to the on-failure destination.
+                if let Err(stop) = flush(publisher, &mut pending).await {
+                    return failure(&stop);
+                }
+                tracing::error!(%error, sequence_number = %seq, "an outbox record cannot be relayed");
+                return failure(&seq);
+            }
+        }
+        if pending.len() == SQS_BATCH
+            && let Err(stop) = flush(publisher, &mut pending).await
+        {
+            return failure(&stop);
+        }
+    }
+    match flush(publisher, &mut pending).await {
+        Ok(()) => DynamoDbEventResponse::default(),
+        Err(stop) => failure(&stop),
+    }
+}
+
+/// Sends the pending events; on failure answers the sequence number to retry from.
+async fn flush<P: Publisher>(
+    publisher: &P,
+    pending: &mut Vec<(String, Outgoing)>,
+) -> Result<(), String> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let batch: Vec<Outgoing> = pending.iter().map(|(_, o)| o.clone()).collect();
+    let first_failed = match publisher.publish(&batch).await {
+        Ok(failed) => failed.first().copied(),
+        Err(error) => {
+            tracing::warn!(%error, "sending events failed");
+            Some(0)
+        }
+    };
+    let sent = first_failed.unwrap_or(pending.len());
+    for (seq, out) in &pending[..sent] {
+        tracing::info!(event_id = %out.event_id, order_id = %out.group_id, sequence_number = %seq, "event relayed");
+    }
+    let result = match first_failed {
+        Some(i) => Err(pending[i].0.clone()),
+        None => Ok(()),
+    };
+    pending.clear();
+    result
+}

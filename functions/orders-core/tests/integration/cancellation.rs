@@ -1,0 +1,160 @@
+//! Cancelling an order: the compensating transaction.
+
+use std::sync::Arc;
+
+use orders_core::service::{CancelOrderDeps, RetryPolicy};
+use orders_core::store::DynamoStore;
+
+use crate::support::*;
+
+const RW: &[&str] = &["orders:write", "orders:read"];
+
+fn cancel_deps(app: &TestApp) -> CancelOrderDeps<DynamoStore> {
+    CancelOrderDeps {
+        store: app.store.clone(),
+        event_source: app.env("CancelOrderFunction", "EVENT_SOURCE"),
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(5),
+        },
+    }
+}
+
+fn cancel_event(sub: &str, order_id: &str) -> ApiEvent {
+    ApiEvent::load("cancel-order.json")
+        .user(sub, RW)
+        .path_param("orderId", order_id)
+}
+
+async fn placed(app: &TestApp) -> String {
+    app.add_product("a", 100, "EUR", 10).await;
+    app.add_product("b", 300, "EUR", 10).await;
+    let answer = create(
+        &app.create_deps(),
+        order_by("alice", lines(&[("a", 2), ("b", 3)])),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    answer.body["orderId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn cancelling_restores_the_stock_exactly_once() {
+    // GIVEN an order of 2 × a and 3 × b
+    let app = TestApp::new().await;
+    let id = placed(&app).await;
+    assert_eq!((app.stock("a").await, app.stock("b").await), (8, 7));
+    // WHEN its owner cancels it
+    let deps = cancel_deps(&app);
+    let answer = cancel(&deps, cancel_event("alice", &id)).await;
+    // THEN 200 with the cancelled order, the stock back, and an order.cancelled event
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["status"], "CANCELLED");
+    assert_eq!(answer.body["orderId"], id.as_str());
+    assert_eq!((app.stock("a").await, app.stock("b").await), (10, 10));
+    let events = app.events().await;
+    let cancelled: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "order.cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["data"]["status"], "CANCELLED");
+
+    // AND cancelling again answers the order and changes nothing
+    let again = cancel(&deps, cancel_event("alice", &id)).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, answer.body);
+    assert_eq!((app.stock("a").await, app.stock("b").await), (10, 10));
+    assert_eq!(app.events().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cancels_restore_the_stock_once() {
+    let app = Arc::new(TestApp::new().await);
+    let id = placed(&app).await;
+    let tasks = (0..10).map(|_| {
+        let (app, id) = (app.clone(), id.clone());
+        tokio::spawn(async move { cancel(&cancel_deps(&app), cancel_event("alice", &id)).await })
+    });
+    for answer in futures::future::join_all(tasks).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["status"], "CANCELLED");
+    }
+    assert_eq!((app.stock("a").await, app.stock("b").await), (10, 10));
+    assert_eq!(
+        app.events().await.len(),
+        2,
+        "one order.created, one order.cancelled"
+    );
+}
+
+#[tokio::test]
+async fn only_the_owner_may_cancel() {
+    let app = TestApp::new().await;
+    let id = placed(&app).await;
+    let deps = cancel_deps(&app);
+    cancel(&deps, cancel_event("bob", &id))
+        .await
+        .problem(404, "order-not-found");
+    cancel(
+        &deps,
+        cancel_event("alice", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
+    )
+    .await
+    .problem(404, "order-not-found");
+    let reader = cancel_event("alice", &id).user("alice", &["orders:read"]);
+    cancel(&deps, reader)
+        .await
+        .problem(403, "insufficient-scope");
+    cancel(&deps, cancel_event("alice", &id).anonymous())
+        .await
+        .problem(401, "unauthorized");
+    assert_eq!(app.status(&id).await, "CREATED");
+    assert_eq!((app.stock("a").await, app.stock("b").await), (8, 7));
+}
+
+#[tokio::test]
+async fn a_confirmed_order_can_be_cancelled_and_the_consumer_records_it() {
+    let app = TestApp::new().await;
+    let id = placed(&app).await;
+    let mut mapping = app.outbox_mapping().await;
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    app.consume_all(&app.store).await;
+    assert_eq!(app.status(&id).await, "CONFIRMED");
+
+    let answer = cancel(&cancel_deps(&app), cancel_event("alice", &id)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!((app.stock("a").await, app.stock("b").await), (10, 10));
+
+    // order.cancelled reaches the consumer, which records it.
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    let deliveries = app.consume_all(&app.store).await;
+    assert_eq!(deliveries.iter().map(|d| d.received).sum::<usize>(), 1);
+    assert_eq!(deliveries.iter().map(|d| d.failed).sum::<usize>(), 0);
+    assert_eq!(app.count(&app.tables().inbox.clone()).await, 2);
+    assert_eq!(app.status(&id).await, "CANCELLED");
+}
+
+#[tokio::test]
+async fn a_cancelled_order_is_never_confirmed() {
+    // GIVEN an order cancelled before its order.created event is consumed
+    let app = TestApp::new().await;
+    let id = placed(&app).await;
+    assert_eq!(
+        cancel(&cancel_deps(&app), cancel_event("alice", &id))
+            .await
+            .status,
+        200
+    );
+    // WHEN both events are relayed and consumed
+    let mut mapping = app.outbox_mapping().await;
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    let deliveries = app.consume_all(&app.store).await;
+    // THEN both succeed, and the order stays CANCELLED
+    assert_eq!(deliveries.iter().map(|d| d.received).sum::<usize>(), 2);
+    assert_eq!(deliveries.iter().map(|d| d.failed).sum::<usize>(), 0);
+    assert_eq!(app.status(&id).await, "CANCELLED");
+    assert_eq!(app.count(&app.tables().inbox.clone()).await, 2);
+}

@@ -1,0 +1,505 @@
+//! The outbox's way to the consumer: stream → relay → SQS FIFO → consumer, on the emulators.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::{DateTime, Utc};
+use orders_core::consumer::{SqsEvent, consume};
+use orders_core::domain::OrderId;
+use orders_core::events::{CloudEvent, EventType};
+use orders_core::relay::{Outgoing, PublishError, Publisher, StreamEvent, relay};
+use orders_core::store::{Applied, DynamoStore, EventInbox, StoreError};
+use serde_json::Value;
+
+use crate::support::*;
+
+fn fixture(file: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Places `n` orders of one unit of `p-1`, each from its own user; answers their ids in order.
+async fn place_orders(app: &TestApp, n: usize) -> Vec<String> {
+    app.add_product("p-1", 250, "EUR", 10_000).await;
+    let deps = app.create_deps();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let answer = create(&deps, order_by(&format!("user-{i}"), lines(&[("p-1", 1)]))).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        ids.push(answer.body["orderId"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// Takes every message off a queue (with its system attributes) and deletes it.
+async fn drain(app: &TestApp, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let out = app
+            .sqs
+            .receive_message()
+            .queue_url(app.queue_url(queue))
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return all;
+        }
+        for m in &messages {
+            app.sqs
+                .delete_message()
+                .queue_url(app.queue_url(queue))
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        all.extend(messages);
+    }
+}
+
+/// Keeps what the relay published, without sending anything.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Outgoing>>);
+
+impl Publisher for Recorder {
+    async fn publish(&self, batch: &[Outgoing]) -> Result<Vec<usize>, PublishError> {
+        self.0.lock().unwrap().extend_from_slice(batch);
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn the_relay_fixture_relays_only_its_insert() {
+    let event: StreamEvent = serde_json::from_value(fixture("outbox-relay.json")).unwrap();
+    let recorder = Recorder::default();
+    let response = relay(&recorder, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let sent = recorder.0.lock().unwrap();
+    assert_eq!(
+        sent.len(),
+        1,
+        "MODIFY, REMOVE and the TTL delete are skipped"
+    );
+    assert_eq!(sent[0].event_id, "5d3c1e8a-2b9f-5c47-9a61-3e0d7b2f4c18");
+    assert_eq!(sent[0].group_id, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+    let body: CloudEvent = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(body.event_type, EventType::OrderCreated);
+}
+
+#[tokio::test]
+async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
+    // GIVEN three committed orders
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 3).await;
+    // WHEN the outbox stream is relayed
+    let mut mapping = app.outbox_mapping().await;
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    // THEN one message per order: group = order id, dedup id = event id, body = the outbox event
+    let outbox: BTreeMap<String, Value> = app
+        .events()
+        .await
+        .into_iter()
+        .map(|e| (e["subject"].as_str().unwrap().to_owned(), e))
+        .collect();
+    let messages = drain(&app, "OrderEventsQueue").await;
+    assert_eq!(messages.len(), 3);
+    for m in &messages {
+        let attrs = m.attributes.as_ref().unwrap();
+        let group = &attrs[&MessageSystemAttributeName::MessageGroupId];
+        let dedup = &attrs[&MessageSystemAttributeName::MessageDeduplicationId];
+        let body: Value = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+        assert!(ids.contains(group));
+        assert_eq!(&outbox[group]["id"], dedup.as_str());
+        assert_eq!(body["subject"], group.as_str());
+        assert_eq!(body["data"], outbox[group]["data"]);
+    }
+
+    // AND changes that are not INSERTs (an update, a delete) are read from the stream but not sent
+    let first = outbox.values().next().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.client
+        .update_item()
+        .table_name(&app.tables().outbox)
+        .key("id", AttributeValue::S(first.clone()))
+        .update_expression("SET note = :n")
+        .expression_attribute_values(":n", AttributeValue::S("touched".into()))
+        .send()
+        .await
+        .unwrap();
+    app.client
+        .delete_item()
+        .table_name(&app.tables().outbox)
+        .key("id", AttributeValue::S(first))
+        .send()
+        .await
+        .unwrap();
+    let deliveries = app.relay_all(&mut mapping, &app.publisher()).await;
+    assert_eq!(deliveries.iter().map(|d| d.records).sum::<usize>(), 2);
+    assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
+}
+
+/// Sends through SQS, except the events it is told to refuse (as SQS refuses single entries).
+struct Refusing<'a> {
+    inner: orders_core::relay::SqsPublisher,
+    refuse: HashSet<String>,
+    calls: &'a Mutex<Vec<Vec<String>>>,
+}
+
+impl Publisher for Refusing<'_> {
+    async fn publish(&self, batch: &[Outgoing]) -> Result<Vec<usize>, PublishError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(batch.iter().map(|o| o.event_id.clone()).collect());
+        let refused: Vec<usize> = (0..batch.len())
+            .filter(|&i| self.refuse.contains(&batch[i].event_id))
+            .collect();
+        let accepted: Vec<Outgoing> = batch
+            .iter()
+            .filter(|o| !self.refuse.contains(&o.event_id))
+            .cloned()
+            .collect();
+        if !accepted.is_empty() {
+            assert!(self.inner.publish(&accepted).await?.is_empty());
+        }
+        Ok(refused)
+    }
+}
+
+#[tokio::test]
+async fn a_refused_send_is_reported_by_its_sequence_number_and_nothing_later_is_sent() {
+    // GIVEN 25 orders in the stream
+    let app = TestApp::new().await;
+    place_orders(&app, 25).await;
+    let mut mapping = app.outbox_mapping().await;
+    let (shard, batch) = mapping.next_batch().await.unwrap().expect("a batch");
+    assert_eq!(batch.records.len(), 25);
+    let event_id = |i: usize| match &batch.records[i].change.new_image["id"] {
+        serde_dynamo::AttributeValue::S(id) => id.clone(),
+        other => panic!("id is {other:?}"),
+    };
+    // WHEN SQS refuses the 13th event (the 3rd entry of the second SendMessageBatch)
+    let calls = Mutex::new(Vec::new());
+    let refusing = Refusing {
+        inner: app.publisher(),
+        refuse: HashSet::from([event_id(12)]),
+        calls: &calls,
+    };
+    let response = relay(&refusing, batch.clone()).await;
+    // THEN the relay reports that record's sequence number and makes no later call
+    let reported: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(reported, [batch.records[12].change.sequence_number.clone()]);
+    let calls = calls.into_inner().unwrap();
+    assert_eq!(calls.len(), 2, "no call after the one that failed");
+    let sent: HashSet<String> = calls
+        .concat()
+        .into_iter()
+        .filter(|id| *id != event_id(12))
+        .collect();
+    assert_eq!(
+        sent.len(),
+        19,
+        "the first call, and the second but for the refused entry"
+    );
+    for later in 20..25 {
+        assert!(
+            !sent.contains(&event_id(later)),
+            "event {later} was sent after the failure"
+        );
+    }
+    assert_eq!(app.queue_depth("OrderEventsQueue").await, 19);
+
+    // AND Lambda's retry from that sequence number delivers the rest; the events of the failed call
+    // that SQS had accepted are sent again and deduplicated by their event id. (The queue is not
+    // read before the retry: moto only deduplicates against messages still in the queue, where SQS
+    // keeps a 5-minute window.)
+    mapping.commit(&shard, &batch, &response);
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    let messages = drain(&app, "OrderEventsQueue").await;
+    let ids: HashSet<String> = messages
+        .iter()
+        .map(|m| {
+            m.attributes.as_ref().unwrap()[&MessageSystemAttributeName::MessageDeduplicationId]
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        (messages.len(), ids.len()),
+        (25, 25),
+        "every event exactly once"
+    );
+}
+
+fn sqs_fixture_with(bodies: &[(&str, String)], fifo: bool) -> SqsEvent {
+    let mut event = fixture("order-events.json");
+    let template = event["Records"][0].clone();
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, (group, body))| {
+            let mut r = template.clone();
+            r["messageId"] = Value::String(format!("message-{i}"));
+            r["body"] = Value::String(body.clone());
+            r["attributes"]["MessageGroupId"] = Value::String((*group).to_owned());
+            if !fifo {
+                r["attributes"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("MessageGroupId");
+                r["eventSourceARN"] =
+                    Value::String("arn:aws:sqs:eu-west-1:123456789012:standard".into());
+            }
+            r
+        })
+        .collect();
+    event["Records"] = Value::Array(records);
+    serde_json::from_value(event).unwrap()
+}
+
+/// The committed outbox event of an order, as the relay would send it.
+async fn event_of(app: &TestApp, order_id: &str, event_type: &str) -> String {
+    let event = app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["subject"] == order_id && e["type"] == event_type)
+        .expect("the event is in the outbox");
+    let event: CloudEvent = serde_json::from_value(event).unwrap();
+    serde_json::to_string(&event).unwrap()
+}
+
+async fn inbox_size(app: &TestApp) -> usize {
+    app.count(&app.tables().inbox.clone()).await
+}
+
+#[tokio::test]
+async fn a_message_delivered_three_times_has_one_effect() {
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 1).await;
+    let body = event_of(&app, &ids[0], "order.created").await;
+    for _ in 0..3 {
+        let response = consume(
+            &app.store,
+            sqs_fixture_with(&[(&ids[0], body.clone())], true),
+        )
+        .await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "a redelivery still succeeds"
+        );
+    }
+    assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
+    assert_eq!(inbox_size(&app).await, 1);
+}
+
+#[tokio::test]
+async fn the_consumer_fixture_confirms_its_order() {
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 1).await;
+    let mut event = fixture("order-events.json");
+    // The fixture's event, pointed at an order of this test.
+    let mut body: Value =
+        serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
+    body["subject"] = Value::String(ids[0].clone());
+    event["Records"][0]["body"] = Value::String(body.to_string());
+    let response = consume(&app.store, serde_json::from_value(event).unwrap()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
+}
+
+#[tokio::test]
+async fn on_fifo_the_first_failure_stops_the_batch() {
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 2).await;
+    let good = |i: usize| event_of(&app, &ids[i], "order.created");
+    let (a, b) = (good(0).await, good(1).await);
+    let bodies = [
+        (ids[0].as_str(), a),
+        ("poison", "{\"not\": \"an event\"}".to_owned()),
+        (ids[1].as_str(), b),
+    ];
+
+    // FIFO: the poison message and everything after it are reported; the last is not applied.
+    let response = consume(&app.store, sqs_fixture_with(&bodies, true)).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["message-1", "message-2"]);
+    assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
+    assert_eq!(app.status(&ids[1]).await, "CREATED");
+
+    // A standard queue's batch: only the poison message fails.
+    let response = consume(&app.store, sqs_fixture_with(&bodies, false)).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["message-1"]);
+    assert_eq!(app.status(&ids[1]).await, "CONFIRMED");
+}
+
+#[tokio::test]
+async fn an_unknown_event_type_fails_that_message() {
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 1).await;
+    let mut body: Value =
+        serde_json::from_str(&event_of(&app, &ids[0], "order.created").await).unwrap();
+    body["type"] = Value::String("order.shipped".into());
+    let response = consume(
+        &app.store,
+        sqs_fixture_with(&[(&ids[0], body.to_string())], true),
+    )
+    .await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(app.status(&ids[0]).await, "CREATED");
+}
+
+#[tokio::test]
+async fn a_poison_message_ends_in_the_dead_letter_queue_after_five_receives() {
+    // GIVEN two good events and then a poison message on the FIFO queue
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 2).await;
+    let queue = app.queue_url("OrderEventsQueue").to_owned();
+    let poison = "{\"specversion\": \"1.0\", \"garbage\": true}";
+    let mut bodies = Vec::new();
+    for id in &ids {
+        bodies.push((id.clone(), event_of(&app, id, "order.created").await));
+    }
+    bodies.push(("poison-group".to_owned(), poison.to_owned()));
+    for (i, (group, body)) in bodies.iter().enumerate() {
+        app.sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .message_group_id(group)
+            .message_deduplication_id(format!("m-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // WHEN the mapping delivers until the queue is empty
+    let deliveries = app.consume_all(&app.store).await;
+    // THEN only the poison failed, five times, and it sits in the DLQ; the good ones are applied
+    assert_eq!(
+        deliveries.iter().map(|d| d.failed).sum::<usize>(),
+        5,
+        "{deliveries:?}"
+    );
+    assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
+    assert_eq!(app.status(&ids[1]).await, "CONFIRMED");
+    assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
+    let dead = drain(&app, "OrderEventsDeadLetterQueue").await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body.as_deref(), Some(poison));
+}
+
+/// Fails chosen events once each: before applying them (a crash) or after (a lost answer).
+struct Flaky<'a> {
+    inner: &'a DynamoStore,
+    fail_before: HashSet<String>,
+    fail_after: HashSet<String>,
+    seen: Mutex<HashMap<String, u32>>,
+    applied: Mutex<HashMap<String, u32>>,
+}
+
+impl Flaky<'_> {
+    fn first_time(&self, order_id: OrderId) -> bool {
+        let mut seen = self.seen.lock().unwrap();
+        let n = seen.entry(order_id.to_string()).or_default();
+        *n += 1;
+        *n == 1
+    }
+
+    fn count(&self, order_id: OrderId, applied: Applied) {
+        if applied == Applied::Done {
+            *self
+                .applied
+                .lock()
+                .unwrap()
+                .entry(order_id.to_string())
+                .or_default() += 1;
+        }
+    }
+}
+
+impl EventInbox for Flaky<'_> {
+    async fn confirm(
+        &self,
+        event_id: &str,
+        order_id: OrderId,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let id = order_id.to_string();
+        let first = self.first_time(order_id);
+        if first && self.fail_before.contains(&id) {
+            return Err(StoreError::Transient);
+        }
+        let applied = self.inner.confirm(event_id, order_id, at).await?;
+        self.count(order_id, applied);
+        if first && self.fail_after.contains(&id) {
+            return Err(StoreError::Transient);
+        }
+        Ok(applied)
+    }
+
+    async fn record(
+        &self,
+        event_id: &str,
+        t: EventType,
+        order_id: OrderId,
+        at: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        self.inner.record(event_id, t, order_id, at).await
+    }
+}
+
+#[tokio::test]
+async fn fifty_orders_become_fifty_confirmed_orders_each_confirmed_once() {
+    // GIVEN 50 committed orders
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 50).await;
+    // WHEN their events are relayed and consumed, the consumer failing some deliveries once,
+    // before its effect (a crash) or after it (a lost answer)
+    let mut mapping = app.outbox_mapping().await;
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    let flaky = Flaky {
+        inner: &app.store,
+        fail_before: ids.iter().step_by(10).cloned().collect(),
+        fail_after: ids.iter().skip(5).step_by(10).cloned().collect(),
+        seen: Mutex::default(),
+        applied: Mutex::default(),
+    };
+    let deliveries = app.consume_all(&flaky).await;
+    // THEN every order is CONFIRMED, each by exactly one applied effect
+    assert!(
+        deliveries.iter().any(|d| d.failed > 0),
+        "failures were injected"
+    );
+    for id in &ids {
+        assert_eq!(app.status(id).await, "CONFIRMED", "order {id}");
+    }
+    let applied = flaky.applied.into_inner().unwrap();
+    assert_eq!(applied.len(), 50);
+    assert!(applied.values().all(|&n| n == 1), "{applied:?}");
+    assert_eq!(inbox_size(&app).await, 50);
+    // AND nothing is left behind
+    assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
+    assert_eq!(app.queue_depth("OrderEventsDeadLetterQueue").await, 0);
+}
