@@ -7,7 +7,17 @@ VENV := .tools/venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 
-.PHONY: help bootstrap lint test dev fmt clean
+# PROFILE=release (default) or debug: how the functions and devkit are built for dev/invoke/token.
+PROFILE ?= release
+BIN_DIR := target/$(PROFILE)
+CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
+PORT ?= 3000
+DEV_PREFIX ?= dev
+DEVKIT = $(BIN_DIR)/devkit --bin-dir $(BIN_DIR)
+SUB ?= alice
+SCOPES ?= orders:write orders:read
+
+.PHONY: help bootstrap build lint test dev token invoke fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,9 +33,18 @@ lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint
 test: lint ## Lint, then every test, with DynamoDB Local started on a free port
 	infra/with-emulators.sh cargo test --workspace --locked --no-fail-fast
 
-dev: bootstrap ## Run the whole app locally (not yet: the local app runner comes with issue 4)
-	@echo "make dev: the local app runner is not built yet; run 'make test' for the emulator-backed suite." >&2
-	@exit 1
+build: ## Build every function and devkit (PROFILE=release|debug)
+	@cargo build --workspace --locked $(CARGO_PROFILE)
+
+dev: bootstrap build ## The whole app on http://127.0.0.1:$(PORT): emulators, functions under aws-lambda-rie, API, triggers
+	@infra/with-emulators.sh $(DEVKIT) --prefix $(DEV_PREFIX) dev --port $(PORT)
+
+token: build ## Print a bearer token for the local API (SUB=alice SCOPES="orders:write orders:read")
+	@$(DEVKIT) token --sub "$(SUB)" --scopes "$(SCOPES)"
+
+invoke: bootstrap build ## Run one function's binary with an event: make invoke FN=CreateOrderFunction EVENT=events/create-order.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
+	@infra/with-emulators.sh $(DEVKIT) --prefix "invoke-$$RANDOM$$RANDOM" invoke --function "$(FN)" --event "$(EVENT)"
 
 fmt: ## Format the code
 	cargo fmt --all

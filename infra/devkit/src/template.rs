@@ -112,6 +112,33 @@ pub struct Route {
     pub scopes: Option<Vec<String>>,
 }
 
+/// One Lambda function of the template, with what local tooling needs to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    /// The workspace binary (`Metadata.BuildProperties.Binary`).
+    pub binary: Option<String>,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub triggers: Vec<Trigger>,
+}
+
+/// An event source of a function other than the HTTP API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// A DynamoDB stream mapping.
+    Stream {
+        table: String,
+        batch_size: i32,
+        /// `FilterCriteria` patterns on `eventName` (the only kind this project uses).
+        event_names: Option<Vec<String>>,
+        maximum_retry_attempts: Option<u32>,
+        on_failure_queue: Option<String>,
+    },
+    /// An SQS mapping.
+    Queue { queue: String, batch_size: i32 },
+}
+
 /// How local tooling names what CloudFormation would name: the physical name of each resource.
 pub type PhysicalNames = BTreeMap<String, String>;
 
@@ -219,6 +246,104 @@ impl Template {
         }
         routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
         routes
+    }
+
+    /// Every `AWS::Serverless::Function`, with `Globals.Function` applied.
+    pub fn functions(&self) -> Result<Vec<FunctionSpec>, TemplateError> {
+        let global = |key: &str| {
+            self.root
+                .pointer(&format!("/Globals/Function/{key}"))
+                .and_then(Value::as_u64)
+        };
+        let mut out = Vec::new();
+        for id in self.resources_of_type("AWS::Serverless::Function") {
+            let resource = self
+                .resources()
+                .find(|(r, _)| *r == id)
+                .map(|(_, r)| r)
+                .unwrap_or(&Value::Null);
+            let props = self.properties(id)?;
+            let number = |key: &str| {
+                props
+                    .get(key)
+                    .and_then(Value::as_u64)
+                    .or_else(|| global(key))
+            };
+            let mut triggers = Vec::new();
+            for event in props
+                .get("Events")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(_, e)| e)
+            {
+                let p = &event["Properties"];
+                let batch_size = p.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32;
+                let target = |key: &str| {
+                    p.pointer(&format!("/{key}/Fn::GetAtt/0"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            TemplateError::Unresolvable(format!(
+                                "{id}: {key} is not a !GetAtt of a resource"
+                            ))
+                        })
+                };
+                match event.get("Type").and_then(Value::as_str) {
+                    Some("DynamoDB") => {
+                        let event_names = p
+                            .pointer("/FilterCriteria/Filters")
+                            .and_then(Value::as_array)
+                            .map(|filters| {
+                                filters
+                                    .iter()
+                                    .filter_map(|f| f.get("Pattern").and_then(Value::as_str))
+                                    .filter_map(|pattern| {
+                                        serde_json::from_str::<Value>(pattern).ok()
+                                    })
+                                    .flat_map(|pattern| {
+                                        pattern["eventName"]
+                                            .as_array()
+                                            .into_iter()
+                                            .flatten()
+                                            .filter_map(|n| n.as_str().map(str::to_owned))
+                                            .collect::<Vec<_>>()
+                                    })
+                                    .collect()
+                            });
+                        triggers.push(Trigger::Stream {
+                            table: target("Stream")?,
+                            batch_size,
+                            event_names,
+                            maximum_retry_attempts: p
+                                .get("MaximumRetryAttempts")
+                                .and_then(Value::as_u64)
+                                .map(|n| n as u32),
+                            on_failure_queue: p
+                                .pointer("/DestinationConfig/OnFailure/Destination/Fn::GetAtt/0")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned),
+                        });
+                    }
+                    Some("SQS") => triggers.push(Trigger::Queue {
+                        queue: target("Queue")?,
+                        batch_size,
+                    }),
+                    _ => {}
+                }
+            }
+            out.push(FunctionSpec {
+                logical_id: id.clone(),
+                binary: resource
+                    .pointer("/Metadata/BuildProperties/Binary")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                timeout_secs: number("Timeout").unwrap_or(3),
+                memory_mb: number("MemorySize").unwrap_or(128),
+                triggers,
+            });
+        }
+        Ok(out)
     }
 
     /// A parameter's default value.
@@ -449,6 +574,42 @@ Resources:
             .map(|r| (r.method, r.path, r.scopes))
             .collect();
         assert_eq!(documented, declared);
+    }
+
+    #[test]
+    fn the_project_functions_have_binaries_and_triggers() {
+        let t = Template::load_default().unwrap();
+        let functions = t.functions().unwrap();
+        assert!(
+            functions.iter().all(|f| f.binary.is_some()),
+            "every function names its binary"
+        );
+        let relay = functions
+            .iter()
+            .find(|f| f.logical_id == "OutboxRelayFunction")
+            .unwrap();
+        assert_eq!(
+            relay.triggers,
+            [Trigger::Stream {
+                table: "OutboxTable".into(),
+                batch_size: 100,
+                event_names: Some(vec!["INSERT".into()]),
+                maximum_retry_attempts: Some(10),
+                on_failure_queue: Some("RelayFailureQueue".into()),
+            }]
+        );
+        let consumer = functions
+            .iter()
+            .find(|f| f.logical_id == "OrderEventsFunction")
+            .unwrap();
+        assert_eq!(
+            consumer.triggers,
+            [Trigger::Queue {
+                queue: "OrderEventsQueue".into(),
+                batch_size: 10
+            }]
+        );
+        assert_eq!((consumer.timeout_secs, consumer.memory_mb), (20, 128));
     }
 
     #[test]

@@ -1,0 +1,124 @@
+//! The `make dev` console: each invocation's START/REPORT lines, each function's log lines made
+//! compact (with the order and event ids, so one order's hops can be followed), errors in red only
+//! on a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+pub struct Console {
+    colour: bool,
+    out: Mutex<Box<dyn Write + Send>>,
+    /// Set while stopping: the environments' dying words are not news.
+    quiet: std::sync::atomic::AtomicBool,
+}
+
+/// Fields of a function's JSON log line worth showing, in this order.
+const SHOWN: &[&str] = &[
+    "operation",
+    "status",
+    "outcome",
+    "order_id",
+    "event_id",
+    "event_type",
+    "sequence_number",
+    "message_id",
+    "error",
+    "cause",
+];
+
+impl Console {
+    /// The console on standard output (`make dev`).
+    pub fn new() -> Self {
+        Self {
+            colour: std::io::stdout().is_terminal(),
+            out: Mutex::new(Box::new(std::io::stdout())),
+            quiet: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The console on standard error, leaving standard output to a result (`make invoke`).
+    pub fn on_stderr() -> Self {
+        Self {
+            colour: std::io::stderr().is_terminal(),
+            out: Mutex::new(Box::new(std::io::stderr())),
+            quiet: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn print(&self, line: &str, error: bool) {
+        let Ok(mut out) = self.out.lock() else { return };
+        let _ = if error && self.colour {
+            writeln!(out, "\x1b[31m{line}\x1b[0m")
+        } else {
+            writeln!(out, "{line}")
+        };
+        let _ = out.flush();
+    }
+
+    pub fn info(&self, message: &str) {
+        self.print(&format!("dev │ {message}"), false);
+    }
+
+    pub fn error(&self, message: &str) {
+        self.print(&format!("dev │ {message}"), true);
+    }
+
+    /// From now on, the functions' lines are not shown.
+    pub fn silence_functions(&self) {
+        self.quiet.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One line a function's environment printed.
+    pub fn function_line(&self, function: &str, line: &str) {
+        if self.quiet.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            return;
+        }
+        if let Ok(Value::Object(log)) = serde_json::from_str::<Value>(line) {
+            let level = log.get("level").and_then(Value::as_str).unwrap_or("INFO");
+            let message = log
+                .get("message")
+                .or_else(|| log.get("fields").and_then(|f| f.get("message")))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let span = log.get("span").and_then(Value::as_object);
+            let field = |name: &str| log.get(name).or_else(|| span.and_then(|s| s.get(name)));
+            let details: Vec<String> = SHOWN
+                .iter()
+                .filter_map(|name| match field(name)? {
+                    Value::String(s) if s.is_empty() => None,
+                    Value::String(s) => Some(format!("{name}={s}")),
+                    other => Some(format!("{name}={other}")),
+                })
+                .collect();
+            let error = matches!(level, "ERROR" | "error");
+            self.print(
+                &format!("{function} │ {level:5} {message} {}", details.join(" ")),
+                error,
+            );
+            return;
+        }
+        // The emulator's own lines: invocation boundaries and reports are shown, chatter is not.
+        let report = ["START", "END", "REPORT", "INIT"]
+            .iter()
+            .any(|p| line.starts_with(p));
+        let problem =
+            line.contains("[ERROR]") || line.contains("[WARNING]") || line.contains("panicked");
+        if report || problem {
+            self.print(&format!("{function} │ {line}"), problem);
+        } else if !line.contains("(rapid)") {
+            self.print(&format!("{function} │ {line}"), false);
+        }
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}

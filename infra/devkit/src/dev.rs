@@ -1,0 +1,527 @@
+//! `make dev` and `make invoke`: the whole app from template.yaml on the local emulators — tables
+//! and queues, every function's real binary under aws-lambda-rie, the HTTP API with its JWT
+//! authorizer, and the stream and queue mappings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::sqs::SqsBatchResponse;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::api::{ApiRoute, Gateway, serve};
+use crate::console::Console;
+use crate::mapping::{SqsMapping, StreamMapping};
+use crate::rie::{FunctionLaunch, FunctionPool, RieError};
+use crate::template::{PhysicalNames, Template, Trigger};
+use crate::{jwt, provision, queues};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    Template(#[from] crate::TemplateError),
+    #[error(transparent)]
+    Provision(#[from] provision::ProvisionError),
+    #[error(transparent)]
+    Queues(#[from] queues::QueueError),
+    #[error(transparent)]
+    Rie(#[from] RieError),
+    #[error(transparent)]
+    Token(#[from] jwt::TokenError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Where things are and how many environments to run.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub root: PathBuf,
+    /// Where the function binaries were built (target/release or target/debug).
+    pub bin_dir: PathBuf,
+    pub emulator: PathBuf,
+    pub port: u16,
+    /// Prefix of the local table and queue names.
+    pub prefix: String,
+    /// Environments per HTTP function (concurrent requests are served concurrently).
+    pub http_environments: usize,
+    pub catalog: PathBuf,
+}
+
+impl DevOptions {
+    pub fn secret_path(&self) -> PathBuf {
+        self.root.join(".tools/dev-jwt-secret")
+    }
+}
+
+/// The running app.
+pub struct LocalApp {
+    pub pools: BTreeMap<String, Arc<FunctionPool>>,
+    pub names: PhysicalNames,
+    pub queue_arns: BTreeMap<String, String>,
+    pub template: Template,
+    pub gateway: Arc<Gateway>,
+    pub console: Arc<Console>,
+}
+
+impl LocalApp {
+    pub fn stop(&self) {
+        self.console.silence_functions();
+        for pool in self.pools.values() {
+            pool.stop();
+        }
+    }
+}
+
+/// Variables the functions get from the developer's environment (credentials, region and
+/// emulator endpoints), as Lambda would give them a role and a region.
+const PASSED_THROUGH: &[&str] = &[
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_EC2_METADATA_DISABLED",
+];
+
+/// Provisions the template's resources and starts every function's environments.
+pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalApp, DevError> {
+    let template = Template::load(&options.root.join("template.yaml"))?;
+    let functions = template.functions()?;
+    let routes = template.http_routes();
+
+    // Every route and trigger needs a function with a binary: say so now, not at the first request.
+    let mut missing = Vec::new();
+    for f in &functions {
+        let Some(binary) = &f.binary else {
+            missing.push(format!(
+                "{} has no Metadata.BuildProperties.Binary",
+                f.logical_id
+            ));
+            continue;
+        };
+        let path = options.bin_dir.join(binary);
+        if !path.is_file() {
+            missing.push(format!(
+                "{} ({}) has no binary at {}",
+                f.logical_id,
+                binary,
+                path.display()
+            ));
+        }
+    }
+    for route in &routes {
+        if !functions.iter().any(|f| f.logical_id == route.function) {
+            missing.push(format!(
+                "route {} {} names no function",
+                route.method, route.path
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(DevError::Setup(format!(
+            "cannot run the app: {} (build with cargo build)",
+            missing.join("; ")
+        )));
+    }
+
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let mut names = provision::create_tables(&dynamo, &template, &options.prefix).await?;
+    let queues = queues::create_queues(&sqs, &template, &options.prefix).await?;
+    names.extend(queues.urls.clone());
+    console.info(&format!(
+        "created {} tables and {} queues from template.yaml (prefix {})",
+        template.tables()?.len(),
+        queues.urls.len(),
+        options.prefix
+    ));
+
+    let passed: BTreeMap<String, String> = PASSED_THROUGH
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
+    let log_level = template
+        .parameter_default("LogLevel")
+        .unwrap_or_else(|| "INFO".into());
+    let mut pools = BTreeMap::new();
+    for f in &functions {
+        let mut env = template.function_env(&f.logical_id, &names, &BTreeMap::new())?;
+        env.extend(passed.clone());
+        env.insert("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into());
+        env.insert("AWS_LAMBDA_LOG_LEVEL".into(), log_level.clone());
+        let serves_http = routes.iter().any(|r| r.function == f.logical_id);
+        let launch = FunctionLaunch {
+            name: f.binary.clone().unwrap_or_else(|| f.logical_id.clone()),
+            binary: options
+                .bin_dir
+                .join(f.binary.as_deref().unwrap_or_default()),
+            env,
+            timeout_secs: f.timeout_secs,
+            memory_mb: f.memory_mb,
+        };
+        let count = if serves_http {
+            options.http_environments.max(1)
+        } else {
+            1
+        };
+        pools.insert(
+            f.logical_id.clone(),
+            FunctionPool::start(&launch, &options.emulator, count, &console)?,
+        );
+    }
+
+    let gateway = Arc::new(Gateway {
+        routes: routes
+            .iter()
+            .map(|r| ApiRoute {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                scopes: r.scopes.clone(),
+                function: pools[&r.function].clone(),
+            })
+            .collect(),
+        secret: jwt::secret(&options.secret_path())?,
+        console: console.clone(),
+    });
+    Ok(LocalApp {
+        pools,
+        names,
+        queue_arns: queues.arns,
+        template,
+        gateway,
+        console,
+    })
+}
+
+/// Puts the sample catalog through the API itself (PUT /products/{productId}).
+async fn seed(
+    options: &DevOptions,
+    port: u16,
+    secret: &[u8],
+    console: &Console,
+) -> Result<(), DevError> {
+    let text = std::fs::read_to_string(&options.catalog)
+        .map_err(|e| DevError::Setup(format!("cannot read {}: {e}", options.catalog.display())))?;
+    let products: Vec<Value> = serde_json::from_str(&text).map_err(|e| {
+        DevError::Setup(format!(
+            "{} is not a JSON list: {e}",
+            options.catalog.display()
+        ))
+    })?;
+    let token = jwt::issue(secret, "dev-seed", &["products:write"], 300)?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    for product in &products {
+        let id = product["productId"].as_str().unwrap_or_default();
+        let mut body = product.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.remove("productId");
+        }
+        let request = hyper::Request::put(format!("http://127.0.0.1:{port}/products/{id}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| DevError::Setup(e.to_string()))?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| DevError::Setup(format!("seeding {id}: {e}")))?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        if !status.is_success() {
+            return Err(DevError::Setup(format!(
+                "seeding {id}: the API answered {status}"
+            )));
+        }
+    }
+    console.info(&format!(
+        "loaded {} sample products from {}",
+        products.len(),
+        options.catalog.display()
+    ));
+    Ok(())
+}
+
+fn function_error(payload: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(payload).ok()?;
+    value.get("errorType")?;
+    Some(value.to_string())
+}
+
+/// Plays one DynamoDB stream mapping until the process ends: TRIM_HORIZON, the batch size and the
+/// `eventName` filter of the template, retry from the reported sequence number, and after
+/// `MaximumRetryAttempts` the batch's description goes to the on-failure queue and the batch is skipped.
+async fn run_stream(
+    app: Arc<LocalApp>,
+    function: String,
+    trigger: Trigger,
+) -> Result<(), DevError> {
+    let Trigger::Stream {
+        table,
+        batch_size,
+        event_names,
+        maximum_retry_attempts,
+        on_failure_queue,
+    } = trigger
+    else {
+        return Ok(());
+    };
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let mut mapping = StreamMapping::for_table(&dynamo, streams, &app.names[&table], batch_size)
+        .await
+        .map_err(|e| DevError::Setup(e.to_string()))?;
+    let pool = app.pools[&function].clone();
+    let mut attempts: (Option<String>, u32) = (None, 0);
+    loop {
+        let next = mapping
+            .next_batch()
+            .await
+            .map_err(|e| DevError::Setup(e.to_string()))?;
+        let Some((shard, event)) = next else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let mut filtered = StreamEvent::default();
+        filtered.records = event
+            .records
+            .iter()
+            .filter(|r| {
+                event_names
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&r.event_name))
+            })
+            .cloned()
+            .collect();
+        let response = if filtered.records.is_empty() {
+            DynamoDbEventResponse::default()
+        } else {
+            let payload =
+                serde_json::to_vec(&filtered).map_err(|e| DevError::Setup(e.to_string()))?;
+            let answer = pool.invoke(&payload).await;
+            match answer.as_ref().map(|p| (function_error(p), p)) {
+                Ok((None, payload)) => serde_json::from_slice(payload).unwrap_or_default(),
+                Ok((Some(error), _)) => {
+                    app.console
+                        .error(&format!("{} failed: {error}", pool.name()));
+                    whole_batch(&filtered)
+                }
+                Err(e) => {
+                    app.console.error(&e.to_string());
+                    whole_batch(&filtered)
+                }
+            }
+        };
+        let delivery = mapping.commit(&shard, &event, &response);
+        let Some(retry_from) = delivery.retry_from else {
+            attempts = (None, 0);
+            continue;
+        };
+        attempts = if attempts.0.as_deref() == Some(retry_from.as_str()) {
+            (Some(retry_from.clone()), attempts.1 + 1)
+        } else {
+            (Some(retry_from.clone()), 1)
+        };
+        if maximum_retry_attempts.is_some_and(|max| attempts.1 > max) {
+            app.console.error(&format!(
+                "{}: giving up on the batch from {retry_from} after {} attempts",
+                pool.name(),
+                attempts.1
+            ));
+            if let Some(queue) = &on_failure_queue {
+                let info = json!({
+                    "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts.1},
+                    "DDBStreamBatchInfo": {
+                        "shardId": shard,
+                        "startSequenceNumber": retry_from,
+                        "endSequenceNumber": event.records.last().and_then(|r| r.change.sequence_number.clone()),
+                        "batchSize": event.records.len(),
+                    },
+                });
+                let _ = sqs
+                    .send_message()
+                    .queue_url(&app.names[queue])
+                    .message_body(info.to_string())
+                    .send()
+                    .await;
+            }
+            mapping.commit(&shard, &event, &DynamoDbEventResponse::default());
+            attempts = (None, 0);
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn whole_batch(event: &StreamEvent) -> DynamoDbEventResponse {
+    let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
+    failure.item_identifier = event
+        .records
+        .first()
+        .and_then(|r| r.change.sequence_number.clone());
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = vec![failure];
+    response
+}
+
+/// Plays one SQS mapping until the process ends (long polling, the template's batch size).
+async fn run_queue(app: Arc<LocalApp>, function: String, trigger: Trigger) -> Result<(), DevError> {
+    let Trigger::Queue { queue, batch_size } = trigger else {
+        return Ok(());
+    };
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut mapping = SqsMapping::new(
+        aws_sdk_sqs::Client::new(&config),
+        app.names[&queue].clone(),
+        app.queue_arns[&queue].clone(),
+        batch_size,
+    );
+    // Locally a failed message is not held for the whole visibility timeout.
+    mapping.retry_now = true;
+    let pool = app.pools[&function].clone();
+    loop {
+        let pool = pool.clone();
+        let delivered = mapping
+            .deliver_once(1, |event| async move {
+                let payload = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+                let answer = pool.invoke(&payload).await.map_err(|e| e.to_string())?;
+                if let Some(error) = function_error(&answer) {
+                    return Err(error);
+                }
+                serde_json::from_slice::<SqsBatchResponse>(&answer).map_err(|e| e.to_string())
+            })
+            .await;
+        if let Err(e) = delivered {
+            app.console.error(&format!("{queue}: {e}"));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// `make dev`: runs until Ctrl-C, then stops every process it started.
+pub async fn run(options: DevOptions) -> Result<(), DevError> {
+    let console = Arc::new(Console::new());
+    let app = Arc::new(start(&options, console.clone()).await?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .map_err(|e| {
+            DevError::Setup(format!("cannot listen on 127.0.0.1:{}: {e}", options.port))
+        })?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, app.gateway.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    if let Err(e) = seed(&options, options.port, &app.gateway.secret, &console).await {
+        app.stop();
+        return Err(e);
+    }
+    let mut mappings = Vec::new();
+    for f in app.template.functions()? {
+        for trigger in f.triggers {
+            let (app, name) = (app.clone(), f.logical_id.clone());
+            let task = match trigger {
+                Trigger::Stream { .. } => tokio::spawn(run_stream(app, name, trigger)),
+                Trigger::Queue { .. } => tokio::spawn(run_queue(app, name, trigger)),
+            };
+            mappings.push(task);
+        }
+    }
+    for route in &app.gateway.routes {
+        let auth = match &route.scopes {
+            None => "public".to_owned(),
+            Some(s) => s.join(" "),
+        };
+        console.info(&format!(
+            "{:6} {:28} → {} ({auth})",
+            route.method,
+            route.path,
+            route.function.name()
+        ));
+    }
+    console.info(&format!(
+        "the API is on http://127.0.0.1:{} — a token: make token SUB=alice — stop with Ctrl-C",
+        options.port
+    ));
+    shutdown_signal().await;
+    console.info("stopping");
+    let _ = stop_tx.send(());
+    for task in mappings {
+        task.abort();
+    }
+    let _ = server.await;
+    app.stop();
+    Ok(())
+}
+
+/// `make invoke`: one function's real binary, one event, the response printed.
+pub async fn invoke(
+    options: DevOptions,
+    function: &str,
+    event_file: &Path,
+) -> Result<Value, DevError> {
+    let console = Arc::new(Console::on_stderr());
+    let app = start(&options, console.clone()).await?;
+    let result = invoke_in(&app, &options, function, event_file).await;
+    app.stop();
+    result
+}
+
+async fn invoke_in(
+    app: &LocalApp,
+    options: &DevOptions,
+    function: &str,
+    event_file: &Path,
+) -> Result<Value, DevError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| DevError::Setup(e.to_string()))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| DevError::Setup(e.to_string()))?
+        .port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, app.gateway.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    seed(options, port, &app.gateway.secret, &app.console).await?;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    let event = std::fs::read(event_file)
+        .map_err(|e| DevError::Setup(format!("cannot read {}: {e}", event_file.display())))?;
+    let pool = app
+        .pools
+        .get(function)
+        .or_else(|| app.pools.values().find(|p| p.name() == function))
+        .ok_or_else(|| {
+            let known: Vec<_> = app.pools.keys().cloned().collect();
+            DevError::Setup(format!(
+                "no function {function} in template.yaml (functions: {})",
+                known.join(", ")
+            ))
+        })?;
+    let payload = pool.invoke(&event).await?;
+    // Give the console a moment to show the invocation's REPORT line.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    serde_json::from_slice(&payload)
+        .map_err(|e| DevError::Setup(format!("the function answered non-JSON: {e}")))
+}

@@ -1,0 +1,261 @@
+//! Runs a function's real binary under the official Runtime Interface Emulator (`aws-lambda-rie`),
+//! in one or more environments; like Lambda, each environment serves one invocation at a time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Semaphore;
+
+use crate::console::Console;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RieError {
+    #[error("{0} was not found: build the functions first (cargo build)")]
+    NoBinary(PathBuf),
+    #[error("aws-lambda-rie was not found at {0}: run make bootstrap")]
+    NoEmulator(PathBuf),
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invoking {function}: {message}")]
+    Invoke { function: String, message: String },
+}
+
+/// How to start a function's environments.
+#[derive(Debug, Clone)]
+pub struct FunctionLaunch {
+    pub name: String,
+    pub binary: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+}
+
+struct Environment {
+    child: Child,
+}
+
+/// A function's environments, each behind its own aws-lambda-rie.
+pub struct FunctionPool {
+    name: String,
+    free: Mutex<Vec<usize>>,
+    slots: Semaphore,
+    envs: Vec<Mutex<Option<Environment>>>,
+    ports: Vec<u16>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// A loopback port nothing listens on, never the same twice in this process (the emulator binds it
+/// a moment later, and the OS may offer a just-released port again).
+fn free_port() -> std::io::Result<u16> {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let mut given = GIVEN
+            .lock()
+            .map_err(|_| std::io::Error::other("port registry poisoned"))?;
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+}
+
+/// The emulator shipped in the aws-sam-cli wheel, as infra/bootstrap.sh installs it.
+pub fn default_emulator(root: &Path) -> PathBuf {
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "x86_64"
+    };
+    let lib = root.join(".tools/sam/lib");
+    let python = std::fs::read_dir(&lib)
+        .ok()
+        .and_then(|mut dirs| dirs.find_map(|d| d.ok().map(|d| d.path())))
+        .unwrap_or(lib);
+    python.join(format!(
+        "site-packages/samcli/local/rapid/aws-lambda-rie-{arch}"
+    ))
+}
+
+impl FunctionPool {
+    /// Starts `count` environments. The runtime's own process starts at the first invocation
+    /// (that is when the emulator reports INIT).
+    pub fn start(
+        launch: &FunctionLaunch,
+        emulator: &Path,
+        count: usize,
+        console: &Arc<Console>,
+    ) -> Result<Arc<Self>, RieError> {
+        if !launch.binary.is_file() {
+            return Err(RieError::NoBinary(launch.binary.clone()));
+        }
+        if !emulator.is_file() {
+            return Err(RieError::NoEmulator(emulator.to_owned()));
+        }
+        let spawn_err = |source| RieError::Spawn {
+            what: launch.name.clone(),
+            source,
+        };
+        let mut envs = Vec::with_capacity(count);
+        let mut ports = Vec::with_capacity(count);
+        for index in 0..count {
+            let (port, api_port) = (
+                free_port().map_err(spawn_err)?,
+                free_port().map_err(spawn_err)?,
+            );
+            let mut command = Command::new(emulator);
+            command
+                .arg("--runtime-interface-emulator-address")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--runtime-api-address")
+                .arg(format!("127.0.0.1:{api_port}"))
+                .arg(&launch.binary)
+                .env_clear()
+                .envs(&launch.env)
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("AWS_LAMBDA_FUNCTION_NAME", &launch.name)
+                .env(
+                    "AWS_LAMBDA_FUNCTION_TIMEOUT",
+                    launch.timeout_secs.to_string(),
+                )
+                .env(
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                    launch.memory_mb.to_string(),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            let mut child = command.spawn().map_err(spawn_err)?;
+            let label = if count > 1 {
+                format!("{}#{}", launch.name, index + 1)
+            } else {
+                launch.name.clone()
+            };
+            if let Some(out) = child.stdout.take() {
+                let (console, label) = (console.clone(), label.clone());
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(out).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        console.function_line(&label, &line);
+                    }
+                });
+            }
+            if let Some(err) = child.stderr.take() {
+                let console = console.clone();
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(err).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        console.function_line(&label, &line);
+                    }
+                });
+            }
+            envs.push(Mutex::new(Some(Environment { child })));
+            ports.push(port);
+        }
+        Ok(Arc::new(Self {
+            name: launch.name.clone(),
+            free: Mutex::new((0..count).rev().collect()),
+            slots: Semaphore::new(count),
+            envs,
+            ports,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Invokes the function with an event in the next free environment (waiting for one), and
+    /// answers the function's response payload.
+    pub async fn invoke(&self, event: &[u8]) -> Result<Bytes, RieError> {
+        let fail = |message: String| RieError::Invoke {
+            function: self.name.clone(),
+            message,
+        };
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let index = self
+            .free
+            .lock()
+            .map_err(|e| fail(e.to_string()))?
+            .pop()
+            .ok_or_else(|| fail("no free environment".into()))?;
+        let result = self.post(self.ports[index], event).await;
+        if let Ok(mut free) = self.free.lock() {
+            free.push(index);
+        }
+        result.map_err(fail)
+    }
+
+    async fn post(&self, port: u16, event: &[u8]) -> Result<Bytes, String> {
+        let uri = format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations");
+        // The emulator may still be starting: retry the connection for a few seconds.
+        let mut last = String::new();
+        for _ in 0..100 {
+            let request = hyper::Request::post(&uri)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::copy_from_slice(event)))
+                .map_err(|e| e.to_string())?;
+            match self.client.request(request).await {
+                Ok(response) => {
+                    let body = response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    return Ok(body.to_bytes());
+                }
+                Err(e) if e.is_connect() => {
+                    last = e.to_string();
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(format!("the emulator did not answer: {last}"))
+    }
+
+    /// Stops every environment and the runtime processes under it.
+    pub fn stop(&self) {
+        for env in &self.envs {
+            if let Ok(mut env) = env.lock()
+                && let Some(mut env) = env.take()
+            {
+                if let Some(pid) = env.child.id() {
+                    // The emulator and the runtime it started share a process group.
+                    // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+                    unsafe {
+                        libc::kill(-(pid as i32), libc::SIGKILL);
+                    }
+                }
+                let _ = env.child.start_kill();
+            }
+        }
+    }
+}
+
+impl Drop for FunctionPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,379 @@
+//! `make dev` and `make invoke`, run the way a developer runs them, against the emulators that
+//! `make test` started (the targets reuse them). The functions are the debug build.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+/// The two tests start function environments; one at a time keeps the process checks exact.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn require_emulators() {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some()
+            && std::env::var_os("AWS_ENDPOINT_URL_SQS").is_some(),
+        "run under `make test` (or infra/with-emulators.sh), which starts the emulators"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Processes of aws-lambda-rie now running.
+fn emulator_processes() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmd| String::from_utf8_lossy(cmd).contains("aws-lambda-rie"))
+        .count()
+}
+
+fn make(args: &[&str]) -> std::process::Output {
+    Command::new("make")
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("make runs")
+}
+
+struct Http(Client<HttpConnector, Full<Bytes>>, u16);
+
+impl Http {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://127.0.0.1:{}{path}", self.1));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let response = self
+            .0
+            .request(request.body(Full::new(Bytes::from(body))).unwrap())
+            .await;
+        let Ok(response) = response else {
+            return (0, Value::Null);
+        };
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn token(sub: &str, scopes: &str) -> String {
+    let out = make(&[
+        "-s",
+        "token",
+        "PROFILE=debug",
+        &format!("SUB={sub}"),
+        &format!("SCOPES={scopes}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "make token prints only the token"
+    );
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    token.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_dev_runs_the_whole_app() {
+    require_emulators();
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("orders-make-dev-{port}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    use std::os::unix::process::CommandExt;
+    let mut dev = Command::new("make")
+        .args([
+            "dev",
+            "PROFILE=debug",
+            &format!("PORT={port}"),
+            &format!("DEV_PREFIX=devtest{port}"),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("make dev starts");
+    let group = dev.id() as i32;
+    let http = Http(Client::builder(TokioExecutor::new()).build_http(), port);
+
+    // GIVEN make dev, up once the sample catalog answers
+    let started = Instant::now();
+    loop {
+        if http.call("GET", "/products/p-1", None, None).await.0 == 200 {
+            break;
+        }
+        if let Ok(Some(status)) = dev.try_wait() {
+            panic!(
+                "make dev exited with {status}: {}",
+                std::fs::read_to_string(&log_path).unwrap()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "make dev did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let alice = token("alice", "orders:write orders:read");
+
+    // WHEN alice orders 2 × p-1, THEN 201, and the order is CONFIRMED through stream, relay, queue and consumer
+    let (status, order) = http
+        .call(
+            "POST",
+            "/orders",
+            Some(&alice),
+            Some(json!({"items": [{"productId": "p-1", "quantity": 2}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["orderId"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, order) = http
+            .call("GET", &format!("/orders/{id}"), Some(&alice), None)
+            .await;
+        assert_eq!(status, 200);
+        if order["status"] == "CONFIRMED" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not confirmed within 10 s: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        http.call("GET", "/products/p-1", None, None).await.1["stock"],
+        98
+    );
+
+    // AND cancelling puts the stock back
+    let (status, cancelled) = http
+        .call("POST", &format!("/orders/{id}/cancel"), Some(&alice), None)
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("CANCELLED"))
+    );
+    assert_eq!(
+        http.call("GET", "/products/p-1", None, None).await.1["stock"],
+        100
+    );
+
+    // AND the authorizer answers 401 without a token, or with a forged one
+    assert_eq!(
+        http.call(
+            "POST",
+            "/orders",
+            None,
+            Some(json!({"productId": "p-1", "quantity": 1}))
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        http.call("GET", "/orders", Some("e30.e30.forged"), None)
+            .await
+            .0,
+        401
+    );
+    let reader = token("alice", "orders:read");
+    assert_eq!(
+        http.call(
+            "POST",
+            "/orders",
+            Some(&reader),
+            Some(json!({"productId": "p-1", "quantity": 1}))
+        )
+        .await
+        .0,
+        403
+    );
+
+    // AND a flash sale of 100 buyers on stock 20 sells exactly 20
+    let mut tokens = Vec::new();
+    for i in 0..100 {
+        tokens.push(token(&format!("buyer-{i}"), "orders:write"));
+    }
+    let http = std::sync::Arc::new(http);
+    let sales = tokens.into_iter().map(|t| {
+        let http = http.clone();
+        tokio::spawn(async move {
+            http.call(
+                "POST",
+                "/orders",
+                Some(&t),
+                Some(json!({"productId": "flash-1", "quantity": 1})),
+            )
+            .await
+            .0
+        })
+    });
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    for status in futures::future::join_all(sales).await {
+        *statuses.entry(status.unwrap()).or_default() += 1;
+    }
+    assert_eq!(statuses.get(&201), Some(&20), "{statuses:?}");
+    assert_eq!(statuses.get(&409), Some(&80), "{statuses:?}");
+    assert_eq!(
+        http.call("GET", "/products/flash-1", None, None).await.1["stock"],
+        0
+    );
+
+    // THEN the console shows the invocations' REPORT lines and the order's hops
+    let console = std::fs::read_to_string(&log_path).unwrap();
+    assert!(console.contains("create-order#"), "{console}");
+    assert!(
+        console.lines().any(|l| l.contains("REPORT RequestId")),
+        "{console}"
+    );
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("event relayed") && l.contains(&id))
+    );
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("event consumed") && l.contains(&id))
+    );
+    assert!(
+        !console.contains("\x1b["),
+        "no colours when the console is not a terminal"
+    );
+
+    // AND Ctrl-C stops everything it started
+    // SAFETY: kill(2) on the process group this test created; no memory is touched.
+    unsafe {
+        libc::kill(-group, libc::SIGINT);
+    }
+    let stop = Instant::now();
+    while dev.try_wait().unwrap().is_none() {
+        assert!(
+            stop.elapsed() < Duration::from_secs(20),
+            "make dev did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        emulator_processes(),
+        0,
+        "aws-lambda-rie processes left behind"
+    );
+}
+
+#[test]
+fn every_event_file_invokes_its_function() {
+    require_emulators();
+    let _guard = ONE_AT_A_TIME.blocking_lock();
+    let template = devkit::Template::load_default().unwrap();
+    let functions = template.functions().unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "an event per function");
+    for file in files {
+        let stem = file.file_stem().unwrap().to_str().unwrap().to_owned();
+        let function = functions
+            .iter()
+            .find(|f| f.binary.as_deref() == Some(&stem))
+            .unwrap_or_else(|| panic!("events/{stem}.json names no function's binary"));
+        let out = make(&[
+            "-s",
+            "invoke",
+            "PROFILE=debug",
+            &format!("FN={}", function.logical_id),
+            &format!("EVENT=events/{stem}.json"),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "make invoke {stem}: {stderr}");
+        let response: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{stem}: the response is JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        assert!(
+            response.get("errorType").is_none(),
+            "{stem}: function error {response}"
+        );
+        assert!(
+            stderr.contains("REPORT RequestId"),
+            "{stem}: the invocation is reported"
+        );
+        match response.get("statusCode").and_then(Value::as_u64) {
+            Some(status) => assert!(status < 500, "{stem}: {response}"),
+            None => assert!(
+                response.get("batchItemFailures").is_some(),
+                "{stem}: {response}"
+            ),
+        }
+        if stem == "create-order" {
+            assert_eq!(
+                response["statusCode"], 201,
+                "the sample catalog has the fixture's products"
+            );
+        }
+        if stem == "outbox-relay" {
+            assert_eq!(
+                response["batchItemFailures"],
+                json!([]),
+                "the fixture's INSERT is relayed"
+            );
+        }
+    }
+    assert_eq!(
+        emulator_processes(),
+        0,
+        "aws-lambda-rie processes left behind"
+    );
+}
