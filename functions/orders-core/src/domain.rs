@@ -202,16 +202,30 @@ impl From<Quantity> for u32 {
     }
 }
 
-/// Units of a product on hand: 0..=1,000,000,000.
+/// Units of a product on hand; never negative.
+///
+/// Stock is *set* (PUT /products) to at most [`Stock::MAX`], but what cancellations give back may
+/// take it above that: a stored stock is valid whenever it is not negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct Stock(i64);
 
 impl Stock {
+    /// The most a product's stock may be set to.
     pub const MAX: i64 = 1_000_000_000;
 
+    /// A stock level as set by a user: 0..=[`Stock::MAX`].
     pub fn new(value: i64) -> Result<Self, DomainError> {
         if (0..=Self::MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(DomainError::StockOutOfRange)
+        }
+    }
+
+    /// A stock level as stored: any non-negative count.
+    pub fn on_hand(value: i64) -> Result<Self, DomainError> {
+        if value >= 0 {
             Ok(Self(value))
         } else {
             Err(DomainError::StockOutOfRange)
@@ -226,7 +240,7 @@ impl Stock {
 impl TryFrom<i64> for Stock {
     type Error = DomainError;
     fn try_from(value: i64) -> Result<Self, Self::Error> {
-        Self::new(value)
+        Self::on_hand(value)
     }
 }
 
@@ -637,6 +651,18 @@ mod tests {
         assert_eq!(Quantity::new(1).unwrap().get(), 1);
         assert_eq!(Quantity::new(1000).unwrap().get(), 1000);
         assert!(Quantity::new(1001).is_err());
+    }
+
+    #[test]
+    fn stock_is_set_within_bounds_but_held_above_them() {
+        assert!(Stock::new(Stock::MAX).is_ok());
+        assert!(Stock::new(Stock::MAX + 1).is_err());
+        assert!(Stock::new(-1).is_err());
+        assert_eq!(
+            Stock::on_hand(Stock::MAX + 5).unwrap().get(),
+            Stock::MAX + 5
+        );
+        assert!(Stock::on_hand(-1).is_err());
     }
 
     #[test]

@@ -265,6 +265,29 @@ async fn make_dev_runs_the_whole_app() {
         0
     );
 
+    // AND schemathesis finds no 5xx and no answer that breaks infra/openapi.yaml
+    let all = token("schemathesis", "orders:write orders:read products:write");
+    let st = Command::new(root().join(".tools/venv/bin/schemathesis"))
+        .args([
+            "--config-file",
+            "infra/schemathesis.toml",
+            "run",
+            "infra/openapi.yaml",
+        ])
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--header", &format!("Authorization: Bearer {all}")])
+        .args(["--max-examples", "30", "--seed", "20261124", "--no-color"])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("schemathesis runs");
+    assert!(
+        st.status.success(),
+        "schemathesis: {}\n{}",
+        String::from_utf8_lossy(&st.stdout),
+        String::from_utf8_lossy(&st.stderr)
+    );
+
     // THEN the console shows the invocations' REPORT lines and the order's hops
     let console = std::fs::read_to_string(&log_path).unwrap();
     assert!(console.contains("create-order#"), "{console}");

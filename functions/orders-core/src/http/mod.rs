@@ -13,8 +13,8 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescrip
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tracing::{Instrument, field};
 
 use crate::domain::UserId;
@@ -190,6 +190,26 @@ fn pointer_of(prefix: &str, path: &serde_path_to_error::Path) -> String {
         }
     }
     pointer
+}
+
+/// Deserialises a JSON number that is a whole number, also when written with a zero fraction
+/// (`2.0`): JSON Schema's `integer`, which the API document promises.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    });
+    whole.and_then(|n| T::try_from(n).ok()).ok_or_else(|| {
+        D::Error::custom(format!("expected a whole number in range, found {number}"))
+    })
 }
 
 /// A path parameter, or `None` when API Gateway did not pass it.

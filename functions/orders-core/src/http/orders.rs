@@ -32,6 +32,7 @@ pub const MAX_PAGE: u32 = 100;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LineBody {
     product_id: String,
+    #[serde(deserialize_with = "super::whole_number")]
     quantity: u32,
 }
 
@@ -279,7 +280,7 @@ pub async fn list<S: OrderReader>(store: &S, req: Request) -> Result<Response<Bo
             }
         },
     };
-    let cursor = match query_param(&req, "cursor") {
+    let cursor = match query_param(&req, "cursor").filter(|c| !c.is_empty()) {
         None => None,
         Some(raw) => match decode_cursor(&raw) {
             Some(key) => Some(key),
@@ -380,6 +381,14 @@ mod tests {
             .collect();
         let too_many = parse_order_lines(json!({ "items": many })).unwrap_err();
         assert_eq!(pointers(&too_many), ["/items"]);
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        let lines = parse_order_lines(json!({"productId": "p", "quantity": 3.0})).unwrap();
+        assert_eq!(lines.iter().next().unwrap().quantity.get(), 3);
+        let problem = parse_order_lines(json!({"productId": "p", "quantity": -1})).unwrap_err();
+        assert_eq!(pointers(&problem), ["/quantity"]);
     }
 
     #[test]

@@ -36,8 +36,17 @@ impl<'a> From<&'a Product> for ProductView<'a> {
 #[serde(deny_unknown_fields)]
 struct ProductBody {
     name: String,
-    price: RawMoney,
+    price: MoneyBody,
+    #[serde(deserialize_with = "super::whole_number")]
     stock: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyBody {
+    #[serde(deserialize_with = "super::whole_number")]
+    amount: i64,
+    currency: String,
 }
 
 /// GET /products/{productId}: needs no token.
@@ -64,7 +73,11 @@ pub async fn put<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>
     let name = ProductName::parse(&body.name)
         .map_err(|e| errors.push(FieldError::pointer("/name", e)))
         .ok();
-    let price = Money::try_from(body.price)
+    let raw_price = RawMoney {
+        amount: body.price.amount,
+        currency: body.price.currency,
+    };
+    let price = Money::try_from(raw_price)
         .map_err(|e| errors.push(FieldError::pointer("/price", e)))
         .ok();
     let stock = Stock::new(body.stock)

@@ -215,7 +215,7 @@ impl ProductItem {
             id: self.product_id,
             name: self.name,
             price: Money::new(self.price_amount, self.currency)?,
-            stock: Stock::new(self.stock)?,
+            stock: Stock::on_hand(self.stock)?,
         })
     }
 }

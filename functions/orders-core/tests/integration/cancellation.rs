@@ -91,6 +91,34 @@ async fn concurrent_cancels_restore_the_stock_once() {
 }
 
 #[tokio::test]
+async fn stock_given_back_may_exceed_what_can_be_set() {
+    // GIVEN an order of one unit, then the product's stock set to the maximum
+    let app = TestApp::new().await;
+    app.add_product("a", 100, "EUR", 5).await;
+    let answer = create(&app.create_deps(), order_by("alice", lines(&[("a", 1)]))).await;
+    let id = answer.body["orderId"].as_str().unwrap().to_owned();
+    app.add_product("a", 100, "EUR", orders_core::domain::Stock::MAX)
+        .await;
+    // WHEN the order is cancelled
+    assert_eq!(
+        cancel(&cancel_deps(&app), cancel_event("alice", &id))
+            .await
+            .status,
+        200
+    );
+    // THEN the unit comes back, and the product can still be read and ordered
+    assert_eq!(app.stock("a").await, orders_core::domain::Stock::MAX + 1);
+    let got = get_product(
+        &app,
+        ApiEvent::load("get-product.json").path_param("productId", "a"),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let again = create(&app.create_deps(), order_by("bob", lines(&[("a", 1)]))).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+}
+
+#[tokio::test]
 async fn only_the_owner_may_cancel() {
     let app = TestApp::new().await;
     let id = placed(&app).await;
