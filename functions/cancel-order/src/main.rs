@@ -2,6 +2,7 @@
 
 use lambda_http::{Error, run, service_fn};
 use orders_core::config::{Tables, event_source_from_env};
+use orders_core::metrics::Metrics;
 use orders_core::service::{CancelOrderDeps, RetryPolicy};
 use orders_core::store::DynamoStore;
 use orders_core::{http, telemetry};
@@ -14,8 +15,11 @@ async fn main() -> Result<(), Error> {
         event_source: event_source_from_env()?,
         retry: RetryPolicy::default(),
     };
+    let metrics = Metrics::from_env();
     run(service_fn(|req| {
-        http::serve("cancel-order", req, |req| http::orders::cancel(&deps, req))
+        metrics.measure(http::serve("cancel-order", req, |req| {
+            http::orders::cancel(&deps, req)
+        }))
     }))
     .await
 }

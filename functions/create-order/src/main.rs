@@ -2,6 +2,7 @@
 
 use lambda_http::{Error, run, service_fn};
 use orders_core::config::{OrderSettings, Tables};
+use orders_core::metrics::Metrics;
 use orders_core::service::{CreateOrderDeps, RetryPolicy};
 use orders_core::store::DynamoStore;
 use orders_core::{http, telemetry};
@@ -17,9 +18,13 @@ async fn main() -> Result<(), Error> {
         orders_per_minute: settings.orders_per_minute,
         event_source: settings.event_source,
         retry: RetryPolicy::default(),
+        metrics: std::sync::Arc::new(Metrics::from_env()),
     };
     run(service_fn(|req| {
-        http::serve("create-order", req, |req| http::orders::create(&deps, req))
+        deps.metrics
+            .measure(http::serve("create-order", req, |req| {
+                http::orders::create(&deps, req)
+            }))
     }))
     .await
 }

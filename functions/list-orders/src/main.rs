@@ -2,6 +2,7 @@
 
 use lambda_http::{Error, run, service_fn};
 use orders_core::config::Tables;
+use orders_core::metrics::Metrics;
 use orders_core::store::DynamoStore;
 use orders_core::{http, telemetry};
 
@@ -9,8 +10,11 @@ use orders_core::{http, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let store = DynamoStore::from_config(&orders_core::aws_config().await, Tables::from_env()?);
+    let metrics = Metrics::from_env();
     run(service_fn(|req| {
-        http::serve("list-orders", req, |req| http::orders::list(&store, req))
+        metrics.measure(http::serve("list-orders", req, |req| {
+            http::orders::list(&store, req)
+        }))
     }))
     .await
 }

@@ -3,6 +3,7 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::Tables;
 use orders_core::consumer::{SqsEvent, consume};
+use orders_core::metrics::Metrics;
 use orders_core::store::DynamoStore;
 use orders_core::telemetry;
 
@@ -10,8 +11,13 @@ use orders_core::telemetry;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let store = DynamoStore::from_config(&orders_core::aws_config().await, Tables::from_env()?);
+    let metrics = Metrics::from_env();
     run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(consume(&store, event.payload).await)
+        Ok::<_, Error>(
+            metrics
+                .measure(consume(&store, &metrics, event.payload))
+                .await,
+        )
     }))
     .await
 }

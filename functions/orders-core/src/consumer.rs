@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::domain::OrderId;
 use crate::events::{CloudEvent, EventType, SPEC_VERSION};
+use crate::metrics::{Metrics, Unit, names};
 use crate::store::{Applied, EventInbox, StoreError};
 
 /// Why one message was not processed.
@@ -65,7 +66,11 @@ fn is_fifo(message: &SqsMessage) -> bool {
 }
 
 /// Processes a batch; answers the messages to retry.
-pub async fn consume<S: EventInbox>(store: &S, event: SqsEvent) -> SqsBatchResponse {
+pub async fn consume<S: EventInbox>(
+    store: &S,
+    metrics: &Metrics,
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let mut failures = Vec::new();
     let mut stopped = false;
     for message in &event.records {
@@ -88,7 +93,11 @@ pub async fn consume<S: EventInbox>(store: &S, event: SqsEvent) -> SqsBatchRespo
             let span = tracing::Span::current();
             span.record("event_id", event.id.as_str());
             span.record("order_id", event.subject.as_str());
-            let applied = apply(store, &event, Utc::now()).await?;
+            let now = Utc::now();
+            let applied = apply(store, &event, now).await?;
+            metrics.add(names::EVENTS_CONSUMED, Unit::Count, 1.0);
+            let age = (now - event.time).num_milliseconds().max(0);
+            metrics.add(names::EVENT_AGE, Unit::Milliseconds, age as f64);
             tracing::info!(event_type = event.event_type.as_str(), outcome = ?applied, "event consumed");
             Ok::<_, MessageError>(())
         }
@@ -96,6 +105,7 @@ pub async fn consume<S: EventInbox>(store: &S, event: SqsEvent) -> SqsBatchRespo
         .await;
         if let Err(error) = result {
             span.in_scope(|| tracing::error!(%error, "message failed"));
+            metrics.add(names::CONSUMER_FAILURES, Unit::Count, 1.0);
             failures.push(id);
             stopped = is_fifo(message);
         }

@@ -7,13 +7,15 @@
 //! - [`service`]: the use cases (pricing, idempotency, retries);
 //! - [`http`]: API Gateway HTTP API events in, JSON and RFC 9457 problems out;
 //! - [`relay`] and [`consumer`]: the outbox stream → SQS FIFO → the order's effects;
-//! - [`config`] and [`telemetry`]: what every function's `main` sets up once at init.
+//! - [`config`], [`telemetry`] and [`metrics`]: what every function's `main` sets up once at init
+//!   (settings, JSON logs, CloudWatch EMF metrics).
 
 pub mod config;
 pub mod consumer;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod relay;
 pub mod service;
 pub mod store;

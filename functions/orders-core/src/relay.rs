@@ -17,6 +17,7 @@ pub use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResp
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use crate::events::CloudEvent;
+use crate::metrics::{Metrics, Unit, names};
 
 /// At most this many messages per SendMessageBatch (the SQS limit).
 pub const SQS_BATCH: usize = 10;
@@ -125,7 +126,11 @@ fn failure(sequence_number: &str) -> DynamoDbEventResponse {
 
 /// Relays one batch of stream records. Only INSERTs are relayed; MODIFY, REMOVE and TTL deletes
 /// (which DynamoDB Local shows as `UNKNOWN_TO_SDK_VERSION`) are skipped.
-pub async fn relay<P: Publisher>(publisher: &P, event: StreamEvent) -> DynamoDbEventResponse {
+pub async fn relay<P: Publisher>(
+    publisher: &P,
+    metrics: &Metrics,
+    event: StreamEvent,
+) -> DynamoDbEventResponse {
     let mut pending: Vec<(String, Outgoing)> = Vec::with_capacity(SQS_BATCH);
     for record in &event.records {
         if record.event_name != "INSERT" {
@@ -139,7 +144,7 @@ pub async fn relay<P: Publisher>(publisher: &P, event: StreamEvent) -> DynamoDbE
         match outgoing(record) {
             Ok(out) => {
                 let same_order = pending.iter().any(|(_, p)| p.group_id == out.group_id);
-                if same_order && let Err(stop) = flush(publisher, &mut pending).await {
+                if same_order && let Err(stop) = flush(publisher, metrics, &mut pending).await {
                     return failure(&stop);
                 }
                 pending.push((seq, out));
@@ -147,7 +152,7 @@ pub async fn relay<P: Publisher>(publisher: &P, event: StreamEvent) -> DynamoDbE
             Err(error) => {
                 // Send what came before, then hold the batch at the record that cannot be sent:
                 // Lambda retries it, bisects, and finally hands it to the on-failure destination.
-                if let Err(stop) = flush(publisher, &mut pending).await {
+                if let Err(stop) = flush(publisher, metrics, &mut pending).await {
                     return failure(&stop);
                 }
                 tracing::error!(%error, sequence_number = %seq, "an outbox record cannot be relayed");
@@ -155,12 +160,12 @@ pub async fn relay<P: Publisher>(publisher: &P, event: StreamEvent) -> DynamoDbE
             }
         }
         if pending.len() == SQS_BATCH
-            && let Err(stop) = flush(publisher, &mut pending).await
+            && let Err(stop) = flush(publisher, metrics, &mut pending).await
         {
             return failure(&stop);
         }
     }
-    match flush(publisher, &mut pending).await {
+    match flush(publisher, metrics, &mut pending).await {
         Ok(()) => DynamoDbEventResponse::default(),
         Err(stop) => failure(&stop),
     }
@@ -169,6 +174,7 @@ pub async fn relay<P: Publisher>(publisher: &P, event: StreamEvent) -> DynamoDbE
 /// Sends the pending events; on failure answers the sequence number to retry from.
 async fn flush<P: Publisher>(
     publisher: &P,
+    metrics: &Metrics,
     pending: &mut Vec<(String, Outgoing)>,
 ) -> Result<(), String> {
     if pending.is_empty() {
@@ -183,6 +189,7 @@ async fn flush<P: Publisher>(
         }
     };
     let sent = first_failed.unwrap_or(pending.len());
+    metrics.add(names::EVENTS_RELAYED, Unit::Count, sent as f64);
     for (seq, out) in &pending[..sent] {
         tracing::info!(event_id = %out.event_id, order_id = %out.group_id, sequence_number = %seq, "event relayed");
     }

@@ -53,6 +53,7 @@ pub struct CreateOrderDeps<S> {
     pub orders_per_minute: u32,
     pub event_source: String,
     pub retry: RetryPolicy,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// A create request after validation.
@@ -188,6 +189,11 @@ pub async fn create_order<S: OrderWriter>(
                 if attempt >= deps.retry.max_attempts {
                     return Err(CreateOrderFailure::Busy { attempts: attempt });
                 }
+                deps.metrics.add(
+                    crate::metrics::names::TRANSACTION_RETRIES,
+                    crate::metrics::Unit::Count,
+                    1.0,
+                );
                 let pause = deps.retry.delay(attempt - 1);
                 tracing::warn!(
                     attempt,

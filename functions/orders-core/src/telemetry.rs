@@ -7,8 +7,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .ok()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.to_ascii_lowercase());
+        .and_then(|l| lambda_level(&l));
     let filter = match level {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -23,4 +22,37 @@ pub fn init() {
         .with_target(false)
         .with_env_filter(filter)
         .try_init();
+}
+
+/// Lambda's application log levels as `tracing` levels (Lambda's FATAL is tracing's ERROR).
+fn lambda_level(level: &str) -> Option<&'static str> {
+    match level.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => Some("trace"),
+        "DEBUG" => Some("debug"),
+        "INFO" => Some("info"),
+        "WARN" => Some("warn"),
+        "ERROR" | "FATAL" => Some("error"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lambda_level;
+
+    #[test]
+    fn every_lambda_log_level_maps_to_a_tracing_level() {
+        for (lambda, tracing) in [
+            ("TRACE", "trace"),
+            ("DEBUG", "debug"),
+            ("INFO", "info"),
+            ("WARN", "warn"),
+            ("ERROR", "error"),
+            ("FATAL", "error"),
+        ] {
+            assert_eq!(lambda_level(lambda), Some(tracing));
+        }
+        assert_eq!(lambda_level(""), None);
+        assert_eq!(lambda_level("LOUD"), None);
+    }
 }

@@ -2,6 +2,7 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::order_events_queue_from_env;
+use orders_core::metrics::Metrics;
 use orders_core::relay::{SqsPublisher, StreamEvent, relay};
 use orders_core::telemetry;
 
@@ -13,8 +14,13 @@ async fn main() -> Result<(), Error> {
         orders_core::sqs_client(&config),
         order_events_queue_from_env()?,
     );
+    let metrics = Metrics::from_env();
     run(service_fn(|event: LambdaEvent<StreamEvent>| async {
-        Ok::<_, Error>(relay(&publisher, event.payload).await)
+        Ok::<_, Error>(
+            metrics
+                .measure(relay(&publisher, &metrics, event.payload))
+                .await,
+        )
     }))
     .await
 }

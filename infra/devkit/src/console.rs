@@ -79,6 +79,12 @@ impl Console {
         if line.is_empty() {
             return;
         }
+        if let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(line)
+            && doc.contains_key("_aws")
+        {
+            self.metrics_line(function, &doc);
+            return;
+        }
         if let Ok(Value::Object(log)) = serde_json::from_str::<Value>(line) {
             let level = log.get("level").and_then(Value::as_str).unwrap_or("INFO");
             let message = log
@@ -115,6 +121,85 @@ impl Console {
             self.print(&format!("{function} │ {line}"), false);
         }
     }
+}
+
+impl Console {
+    /// An EMF document, compactly: `metrics OrdersCreated=1 ColdStart=1`; one that breaks the EMF
+    /// rules is shown as an error.
+    fn metrics_line(&self, function: &str, doc: &serde_json::Map<String, Value>) {
+        let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|d| d["Metrics"].as_array().into_iter().flatten())
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        let problems = emf_problem(doc);
+        let shown: Vec<String> = names
+            .iter()
+            .map(|name| match &doc.get(*name) {
+                Some(Value::Array(values)) => {
+                    let sum: f64 = values.iter().filter_map(Value::as_f64).sum();
+                    format!("{name}={sum}(×{})", values.len())
+                }
+                Some(value) => format!("{name}={value}"),
+                None => format!("{name}=?"),
+            })
+            .collect();
+        let reason = doc
+            .get("reason")
+            .and_then(Value::as_str)
+            .map(|r| format!(" reason={r}"))
+            .unwrap_or_default();
+        match problems {
+            None => self.print(
+                &format!("{function} │ metrics {}{reason}", shown.join(" ")),
+                false,
+            ),
+            Some(problem) => self.print(
+                &format!(
+                    "{function} │ invalid EMF ({problem}): {}",
+                    Value::Object(doc.clone())
+                ),
+                true,
+            ),
+        }
+    }
+}
+
+/// The first way an EMF document breaks the specification's rules, if any.
+fn emf_problem(doc: &serde_json::Map<String, Value>) -> Option<String> {
+    let aws = &doc["_aws"];
+    if !aws["Timestamp"].is_i64() {
+        return Some("_aws.Timestamp".into());
+    }
+    let directives = aws["CloudWatchMetrics"].as_array()?;
+    for d in directives {
+        if d["Namespace"].as_str().is_none_or(|n| n.is_empty()) {
+            return Some("Namespace".into());
+        }
+        for set in d["Dimensions"].as_array().into_iter().flatten() {
+            for name in set
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if !doc.get(name).is_some_and(Value::is_string) {
+                    return Some(format!("dimension {name} has no value"));
+                }
+            }
+        }
+        for m in d["Metrics"].as_array().into_iter().flatten() {
+            let name = m["Name"].as_str().unwrap_or_default();
+            match doc.get(name) {
+                Some(Value::Number(_)) => {}
+                Some(Value::Array(v)) if v.len() <= 100 && v.iter().all(Value::is_number) => {}
+                _ => return Some(format!("metric {name} has no numeric value (or over 100)")),
+            }
+        }
+    }
+    None
 }
 
 impl Default for Console {

@@ -116,8 +116,47 @@ fn order_location(order: &Order) -> String {
     format!("/orders/{}", order.order_id)
 }
 
-/// POST /orders.
+/// POST /orders, counting each order created or refused (by reason).
 pub async fn create<S: OrderWriter>(
+    deps: &CreateOrderDeps<S>,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    use crate::metrics::{Unit, names};
+    let result = create_order_response(deps, req).await;
+    let refused = |reason: &str| {
+        deps.metrics.add_with(
+            names::ORDERS_REFUSED,
+            Unit::Count,
+            1.0,
+            &[("reason", reason)],
+        )
+    };
+    match &result {
+        Ok(response) if response.headers().contains_key(IDEMPOTENT_REPLAYED) => {
+            refused("idempotent-replay")
+        }
+        Ok(_) => deps.metrics.add(names::ORDERS_CREATED, Unit::Count, 1.0),
+        Err(problem) if problem.status.is_server_error() => {}
+        Err(problem) => refused(refusal_reason(problem.slug)),
+    }
+    result
+}
+
+/// The `reason` dimension of a refused order: a few stable values, whatever the problem kind.
+fn refusal_reason(slug: &str) -> &'static str {
+    match slug {
+        "insufficient-stock" => "insufficient-stock",
+        "product-not-found" => "unknown-product",
+        "quota-exceeded" => "quota",
+        "validation-failed" | "malformed-json" | "unsupported-media-type" | "payload-too-large" => {
+            "validation"
+        }
+        "unauthorized" | "insufficient-scope" => "unauthorized",
+        _ => "other",
+    }
+}
+
+async fn create_order_response<S: OrderWriter>(
     deps: &CreateOrderDeps<S>,
     req: Request,
 ) -> Result<Response<Body>, Problem> {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use orders_core::consumer::{SqsEvent, consume};
 use orders_core::domain::OrderId;
 use orders_core::events::{CloudEvent, EventType};
+use orders_core::metrics::Metrics;
 use orders_core::relay::{Outgoing, PublishError, Publisher, StreamEvent, relay};
 use orders_core::store::{Applied, DynamoStore, EventInbox, StoreError};
 use serde_json::Value;
@@ -80,7 +81,7 @@ impl Publisher for Recorder {
 async fn the_relay_fixture_relays_only_its_insert() {
     let event: StreamEvent = serde_json::from_value(fixture("outbox-relay.json")).unwrap();
     let recorder = Recorder::default();
-    let response = relay(&recorder, event).await;
+    let response = relay(&recorder, &Metrics::discard(), event).await;
     assert!(response.batch_item_failures.is_empty());
     let sent = recorder.0.lock().unwrap();
     assert_eq!(
@@ -195,7 +196,7 @@ async fn a_refused_send_is_reported_by_its_sequence_number_and_nothing_later_is_
         refuse: HashSet::from([event_id(12)]),
         calls: &calls,
     };
-    let response = relay(&refusing, batch.clone()).await;
+    let response = relay(&refusing, &app.metrics, batch.clone()).await;
     // THEN the relay reports that record's sequence number and makes no later call
     let reported: Vec<_> = response
         .batch_item_failures
@@ -294,6 +295,7 @@ async fn a_message_delivered_three_times_has_one_effect() {
     for _ in 0..3 {
         let response = consume(
             &app.store,
+            &app.metrics,
             sqs_fixture_with(&[(&ids[0], body.clone())], true),
         )
         .await;
@@ -316,7 +318,12 @@ async fn the_consumer_fixture_confirms_its_order() {
         serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
     body["subject"] = Value::String(ids[0].clone());
     event["Records"][0]["body"] = Value::String(body.to_string());
-    let response = consume(&app.store, serde_json::from_value(event).unwrap()).await;
+    let response = consume(
+        &app.store,
+        &app.metrics,
+        serde_json::from_value(event).unwrap(),
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
 }
@@ -334,7 +341,7 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     ];
 
     // FIFO: the poison message and everything after it are reported; the last is not applied.
-    let response = consume(&app.store, sqs_fixture_with(&bodies, true)).await;
+    let response = consume(&app.store, &app.metrics, sqs_fixture_with(&bodies, true)).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -345,7 +352,7 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     assert_eq!(app.status(&ids[1]).await, "CREATED");
 
     // A standard queue's batch: only the poison message fails.
-    let response = consume(&app.store, sqs_fixture_with(&bodies, false)).await;
+    let response = consume(&app.store, &app.metrics, sqs_fixture_with(&bodies, false)).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -364,6 +371,7 @@ async fn an_unknown_event_type_fails_that_message() {
     body["type"] = Value::String("order.shipped".into());
     let response = consume(
         &app.store,
+        &app.metrics,
         sqs_fixture_with(&[(&ids[0], body.to_string())], true),
     )
     .await;
@@ -499,6 +507,22 @@ async fn fifty_orders_become_fifty_confirmed_orders_each_confirmed_once() {
     assert_eq!(applied.len(), 50);
     assert!(applied.values().all(|&n| n == 1), "{applied:?}");
     assert_eq!(inbox_size(&app).await, 50);
+    // AND the metrics say so: 50 relayed, 10 failed deliveries, each event consumed once (a
+    // redelivery of an applied event is consumed as a duplicate) with its age measured
+    assert_eq!(app.metric_total("EventsRelayed", &[]), 50.0);
+    assert_eq!(app.metric_total("ConsumerFailures", &[]), 10.0);
+    assert_eq!(app.metric_total("EventsConsumed", &[]), 50.0);
+    let ages = app
+        .emf_lines()
+        .iter()
+        .filter_map(|d| {
+            d["EventAge"]
+                .as_array()
+                .map(Vec::len)
+                .or(d["EventAge"].as_f64().map(|_| 1))
+        })
+        .sum::<usize>();
+    assert_eq!(ages, 50);
     // AND nothing is left behind
     assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
     assert_eq!(app.queue_depth("OrderEventsDeadLetterQueue").await, 0);

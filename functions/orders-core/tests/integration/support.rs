@@ -16,6 +16,9 @@ use orders_core::service::{CreateOrderDeps, RetryPolicy};
 use orders_core::store::{Catalogue, DynamoStore};
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use orders_core::metrics::Metrics;
 
 use devkit::mapping::{SqsDelivery, SqsMapping, StreamDelivery, StreamMapping};
 use orders_core::consumer::consume;
@@ -32,6 +35,9 @@ pub struct TestApp {
     pub queues: devkit::Queues,
     /// The environment template.yaml gives each function, resolved to the local names.
     pub envs: BTreeMap<String, BTreeMap<String, String>>,
+    /// This test's metrics, and the EMF lines they were flushed as.
+    pub metrics: Arc<Metrics>,
+    pub emf: Arc<Mutex<Vec<String>>>,
 }
 
 impl TestApp {
@@ -70,6 +76,11 @@ impl TestApp {
         let settings =
             OrderSettings::from_vars(vars).expect("the template sets the order settings");
         let store = DynamoStore::new(client.clone(), tables);
+        let emf = Arc::new(Mutex::new(Vec::new()));
+        let lines = emf.clone();
+        let sink: orders_core::metrics::Sink =
+            Arc::new(move |line: &str| lines.lock().unwrap().push(line.to_owned()));
+        let metrics = Arc::new(Metrics::with_sink("Orders", "orders", sink));
         Self {
             client,
             sqs,
@@ -78,6 +89,8 @@ impl TestApp {
             settings,
             queues,
             envs,
+            metrics,
+            emf,
         }
     }
 
@@ -137,7 +150,9 @@ impl TestApp {
         let mut deliveries = Vec::new();
         for _ in 0..1000 {
             let delivery = mapping
-                .deliver_once(|event| async { Ok::<_, Infallible>(relay(publisher, event).await) })
+                .deliver_once(|event| async {
+                    Ok::<_, Infallible>(relay(publisher, &self.metrics, event).await)
+                })
                 .await
                 .expect("the stream can be read");
             match delivery {
@@ -155,7 +170,7 @@ impl TestApp {
         for _ in 0..1000 {
             let delivery = mapping
                 .deliver_once(0, |event| async {
-                    Ok::<_, Infallible>(consume(store, event).await)
+                    Ok::<_, Infallible>(consume(store, &self.metrics, event).await)
                 })
                 .await
                 .expect("the queue can be read");
@@ -216,8 +231,37 @@ impl TestApp {
         self.create_deps_with(self.store.clone())
     }
 
+    /// Flushes the metrics and answers every EMF line so far, each checked against the EMF rules.
+    pub fn emf_lines(&self) -> Vec<Value> {
+        self.metrics.flush();
+        self.emf
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| {
+                orders_core::metrics::validate_emf(line)
+                    .unwrap_or_else(|e| panic!("invalid EMF ({e}): {line}"));
+                serde_json::from_str(line).unwrap()
+            })
+            .collect()
+    }
+
+    /// The sum of a metric's values over every EMF line with these dimension values.
+    pub fn metric_total(&self, name: &str, dimensions: &[(&str, &str)]) -> f64 {
+        self.emf_lines()
+            .iter()
+            .filter(|doc| dimensions.iter().all(|(k, v)| doc[*k] == *v))
+            .map(|doc| match &doc[name] {
+                Value::Number(n) => n.as_f64().unwrap(),
+                Value::Array(values) => values.iter().filter_map(Value::as_f64).sum(),
+                _ => 0.0,
+            })
+            .sum()
+    }
+
     pub fn create_deps_with<S>(&self, store: S) -> CreateOrderDeps<S> {
         CreateOrderDeps {
+            metrics: self.metrics.clone(),
             store,
             orders_per_minute: self.settings.orders_per_minute,
             event_source: self.settings.event_source.clone(),
@@ -440,64 +484,56 @@ impl Answer {
     }
 }
 
+/// Runs one route's handler the way its function's main does, and reads the answer.
+async fn answer<F, Fut>(operation: &'static str, event: ApiEvent, handler: F) -> Answer
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, http::Problem>>,
+{
+    Answer::from(
+        http::serve(operation, event.request(), handler)
+            .await
+            .unwrap(),
+    )
+}
+
 pub async fn create(
     deps: &CreateOrderDeps<impl orders_core::store::OrderWriter>,
     event: ApiEvent,
 ) -> Answer {
-    let response = http::serve("create-order", event.request(), |req| {
-        http::orders::create(deps, req)
-    })
-    .await
-    .unwrap();
-    Answer::from(response)
+    answer("create-order", event, |req| http::orders::create(deps, req)).await
 }
 
 pub async fn get_order(app: &TestApp, event: ApiEvent) -> Answer {
-    let response = http::serve("get-order", event.request(), |req| {
-        http::orders::get(&app.store, req)
-    })
-    .await
-    .unwrap();
-    Answer::from(response)
+    answer("get-order", event, |req| http::orders::get(&app.store, req)).await
 }
 
 pub async fn list_orders(app: &TestApp, event: ApiEvent) -> Answer {
-    let response = http::serve("list-orders", event.request(), |req| {
+    answer("list-orders", event, |req| {
         http::orders::list(&app.store, req)
     })
     .await
-    .unwrap();
-    Answer::from(response)
-}
-
-pub async fn get_product(app: &TestApp, event: ApiEvent) -> Answer {
-    let response = http::serve("get-product", event.request(), |req| {
-        http::products::get(&app.store, req)
-    })
-    .await
-    .unwrap();
-    Answer::from(response)
 }
 
 pub async fn cancel(
     deps: &orders_core::service::CancelOrderDeps<DynamoStore>,
     event: ApiEvent,
 ) -> Answer {
-    let response = http::serve("cancel-order", event.request(), |req| {
-        http::orders::cancel(deps, req)
+    answer("cancel-order", event, |req| http::orders::cancel(deps, req)).await
+}
+
+pub async fn get_product(app: &TestApp, event: ApiEvent) -> Answer {
+    answer("get-product", event, |req| {
+        http::products::get(&app.store, req)
     })
     .await
-    .unwrap();
-    Answer::from(response)
 }
 
 pub async fn put_product(app: &TestApp, event: ApiEvent) -> Answer {
-    let response = http::serve("put-product", event.request(), |req| {
+    answer("put-product", event, |req| {
         http::products::put(&app.store, req)
     })
     .await
-    .unwrap();
-    Answer::from(response)
 }
 
 /// A create-order event from `sub` with orders scopes and this body.

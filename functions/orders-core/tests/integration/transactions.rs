@@ -69,6 +69,31 @@ async fn flash_sale_never_oversells() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_sale_is_counted_in_valid_emf() {
+    // GIVEN stock 10 and 50 buyers at once
+    let app = Arc::new(TestApp::new().await);
+    app.add_product("hot", 4900, "EUR", 10).await;
+    let tasks = (0..50).map(|i| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            create(
+                &app.create_deps(),
+                order_by(&format!("buyer-{i}"), lines(&[("hot", 1)])),
+            )
+            .await
+        })
+    });
+    futures::future::join_all(tasks).await;
+    // THEN every EMF line is valid, with 10 orders created and 40 refused for insufficient stock
+    assert_eq!(app.metric_total("OrdersCreated", &[]), 10.0);
+    assert_eq!(
+        app.metric_total("OrdersRefused", &[("reason", "insufficient-stock")]),
+        40.0
+    );
+    assert_eq!(app.metric_total("OrdersRefused", &[]), 40.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_idempotency_key_makes_one_order() {
     let app = Arc::new(TestApp::new().await);
     app.add_product("p-1", 1000, "EUR", 100).await;
@@ -236,6 +261,7 @@ async fn transaction_conflicts_are_retried() {
     let answer = create(&deps, order_by("alice", lines(&[("p-1", 1)]))).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     assert_eq!(deps.store.attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(app.metric_total("TransactionRetries", &[]), 2.0);
     assert_eq!(app.stock("p-1").await, 9, "decremented once");
     assert_eq!(app.orders().await, 1);
 }
