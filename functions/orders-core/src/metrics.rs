@@ -44,6 +44,18 @@ pub mod names {
     pub const CONSUMER_FAILURES: &str = "ConsumerFailures";
     pub const EVENT_AGE: &str = "EventAge";
     pub const COLD_START: &str = "ColdStart";
+
+    /// Every metric this service writes.
+    pub const ALL: [&str; 8] = [
+        ORDERS_CREATED,
+        ORDERS_REFUSED,
+        TRANSACTION_RETRIES,
+        EVENTS_RELAYED,
+        EVENTS_CONSUMED,
+        CONSUMER_FAILURES,
+        EVENT_AGE,
+        COLD_START,
+    ];
 }
 
 /// Where EMF lines go.
@@ -387,6 +399,18 @@ mod tests {
         let doc: Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(doc["ColdStart"], json!(1.0));
         assert_eq!(doc["function_name"], "create-order");
+    }
+
+    #[test]
+    fn the_dashboard_in_template_yaml_shows_every_metric() {
+        let template = include_str!("../../../template.yaml");
+        let dashboard = &template[template.find("DashboardBody").expect("a dashboard")..];
+        for name in names::ALL {
+            // As a widget's metric ("Name"), or inside a SEARCH expression (\"Name\").
+            let shown = dashboard.contains(&format!("\"{name}\""))
+                || dashboard.contains(&format!("\\\"{name}\\\""));
+            assert!(shown, "{name} is not on the dashboard");
+        }
     }
 
     #[test]

@@ -613,6 +613,31 @@ Resources:
     }
 
     #[test]
+    fn every_function_has_an_errors_and_throttles_alarm() {
+        let t = Template::load_default().unwrap();
+        let alarms: Vec<&Value> = t
+            .resources()
+            .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+            .map(|(_, r)| &r["Properties"])
+            .collect();
+        for f in t.resources_of_type("AWS::Serverless::Function") {
+            let watched = |metric: &str| {
+                alarms.iter().any(|a| {
+                    a["Metrics"].as_array().into_iter().flatten().any(|m| {
+                        let stat = &m["MetricStat"]["Metric"];
+                        stat["MetricName"] == metric
+                            && stat["Dimensions"][0]["Value"] == serde_json::json!({"Ref": f})
+                    })
+                })
+            };
+            assert!(
+                watched("Errors") && watched("Throttles"),
+                "{f} has no errors-and-throttles alarm"
+            );
+        }
+    }
+
+    #[test]
     fn the_project_template_parses_and_declares_its_tables() {
         let t = Template::load_default().unwrap();
         let mut ids: Vec<_> = t
