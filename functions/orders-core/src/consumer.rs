@@ -84,6 +84,7 @@ pub async fn consume<S: EventInbox>(
             message_id = %id,
             event_id = tracing::field::Empty,
             order_id = tracing::field::Empty,
+            xray_trace_id = message.attributes.get("AWSTraceHeader").map(String::as_str).unwrap_or(""),
             receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or(""),
         );
         // Boxed: the SDK futures nest deeply, and one allocation per message keeps the handler's
@@ -93,6 +94,11 @@ pub async fn consume<S: EventInbox>(
             let span = tracing::Span::current();
             span.record("event_id", event.id.as_str());
             span.record("order_id", event.subject.as_str());
+            if !message.attributes.contains_key("AWSTraceHeader")
+                && let Some(header) = event.xray_trace_header()
+            {
+                span.record("xray_trace_id", header.as_str());
+            }
             let now = Utc::now();
             let applied = apply(store, &event, now).await?;
             metrics.add(names::EVENTS_CONSUMED, Unit::Count, 1.0);

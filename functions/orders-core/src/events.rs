@@ -39,6 +39,9 @@ pub struct CloudEvent {
     #[serde(with = "rfc3339_millis")]
     pub time: DateTime<Utc>,
     pub datacontenttype: String,
+    /// The Distributed Tracing extension: the W3C trace context of the request that caused the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub data: Order,
 }
 
@@ -56,9 +59,71 @@ impl CloudEvent {
             subject: order.order_id.to_string(),
             time: rfc3339_millis::truncate(time),
             datacontenttype: "application/json".to_owned(),
+            traceparent: None,
             data: order.clone(),
         }
     }
+
+    /// The event, carrying the X-Ray trace of the invocation that writes it (as `traceparent`).
+    pub fn traced(mut self, xray_trace_header: Option<&str>) -> Self {
+        self.traceparent = xray_trace_header.and_then(traceparent_from_xray);
+        self
+    }
+
+    /// The X-Ray trace header (`Root=…;Parent=…;Sampled=…`) of the event's `traceparent`.
+    pub fn xray_trace_header(&self) -> Option<String> {
+        self.traceparent.as_deref().and_then(xray_from_traceparent)
+    }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1` →
+/// `00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01`. Without a parent (the invocation's
+/// own segment is not known here) the root's first 16 hex digits stand in.
+pub fn traceparent_from_xray(header: &str) -> Option<String> {
+    let field = |name: &str| {
+        header
+            .split(';')
+            .filter_map(|part| part.trim().split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_owned())
+    };
+    let root = field("Root")?;
+    let mut parts = root.split('-');
+    let (version, time, id) = (parts.next()?, parts.next()?, parts.next()?);
+    if version != "1" || !is_hex(time, 8) || !is_hex(id, 24) {
+        return None;
+    }
+    let trace_id = format!("{time}{id}").to_ascii_lowercase();
+    let parent = field("Parent")
+        .filter(|p| is_hex(p, 16))
+        .unwrap_or_else(|| trace_id[..16].to_owned())
+        .to_ascii_lowercase();
+    let sampled = if field("Sampled").as_deref() == Some("1") {
+        "01"
+    } else {
+        "00"
+    };
+    Some(format!("00-{trace_id}-{parent}-{sampled}"))
+}
+
+/// The inverse of [`traceparent_from_xray`].
+pub fn xray_from_traceparent(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.split('-');
+    let (version, trace_id, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version != "00" || !is_hex(trace_id, 32) || !is_hex(parent, 16) || !is_hex(flags, 2) {
+        return None;
+    }
+    let sampled = u8::from_str_radix(flags, 16).ok()? & 1;
+    Some(format!(
+        "Root=1-{}-{};Parent={parent};Sampled={sampled}",
+        &trace_id[..8],
+        &trace_id[8..]
+    ))
 }
 
 pub fn event_id(order_id: OrderId, event_type: EventType) -> Uuid {
@@ -111,6 +176,42 @@ mod tests {
         assert_eq!(json["data"]["items"][0]["unitPrice"]["amount"], 1999);
         let back: CloudEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn xray_headers_and_traceparents_convert_both_ways() {
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let w3c = traceparent_from_xray(xray).unwrap();
+        assert_eq!(
+            w3c,
+            "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+        );
+        assert_eq!(xray_from_traceparent(&w3c).as_deref(), Some(xray));
+        let rootless = traceparent_from_xray("Root=1-5759e988-bd862e3fe1be46a994272793").unwrap();
+        assert!(rootless.ends_with("-00"));
+        assert_eq!(traceparent_from_xray("Self=1-abc"), None);
+        assert_eq!(xray_from_traceparent("garbage"), None);
+    }
+
+    #[test]
+    fn a_traced_event_carries_its_traceparent_through_json() {
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let event = CloudEvent::new(EventType::OrderCreated, "orders", &order(), Utc::now())
+            .traced(Some(xray));
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json["traceparent"],
+            "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+        );
+        let back: CloudEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back.xray_trace_header().as_deref(), Some(xray));
+        let untraced = CloudEvent::new(EventType::OrderCreated, "orders", &order(), Utc::now());
+        assert!(
+            serde_json::to_value(&untraced)
+                .unwrap()
+                .get("traceparent")
+                .is_none()
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use std::future::Future;
 
 pub use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 pub use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
+};
 
 use crate::events::CloudEvent;
 use crate::metrics::{Metrics, Unit, names};
@@ -28,6 +30,8 @@ pub struct Outgoing {
     pub event_id: String,
     pub group_id: String,
     pub body: String,
+    /// The order's X-Ray trace, sent as the `AWSTraceHeader` system attribute.
+    pub trace_header: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,13 +68,23 @@ impl Publisher for SqsPublisher {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                SendMessageBatchRequestEntry::builder()
+                let mut entry = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(&e.body)
                     .message_group_id(&e.group_id)
-                    .message_deduplication_id(&e.event_id)
-                    .build()
-                    .map_err(|e| PublishError::Sqs(e.to_string()))
+                    .message_deduplication_id(&e.event_id);
+                if let Some(header) = &e.trace_header {
+                    let value = MessageSystemAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(header)
+                        .build()
+                        .map_err(|e| PublishError::Sqs(e.to_string()))?;
+                    entry = entry.message_system_attributes(
+                        MessageSystemAttributeNameForSends::AwsTraceHeader,
+                        value,
+                    );
+                }
+                entry.build().map_err(|e| PublishError::Sqs(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = self
@@ -113,6 +127,7 @@ fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError> {
         group_id: event.subject.clone(),
         event_id: event.id.clone(),
         body: serde_json::to_string(&event)?,
+        trace_header: event.xray_trace_header(),
     })
 }
 
@@ -191,7 +206,13 @@ async fn flush<P: Publisher>(
     let sent = first_failed.unwrap_or(pending.len());
     metrics.add(names::EVENTS_RELAYED, Unit::Count, sent as f64);
     for (seq, out) in &pending[..sent] {
-        tracing::info!(event_id = %out.event_id, order_id = %out.group_id, sequence_number = %seq, "event relayed");
+        tracing::info!(
+            event_id = %out.event_id,
+            order_id = %out.group_id,
+            sequence_number = %seq,
+            xray_trace_id = out.trace_header.as_deref().unwrap_or(""),
+            "event relayed"
+        );
     }
     let result = match first_failed {
         Some(i) => Err(pending[i].0.clone()),

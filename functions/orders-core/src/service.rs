@@ -62,6 +62,8 @@ pub struct CreateOrder {
     pub user: UserId,
     pub lines: OrderLines,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The X-Ray trace header of the invocation, carried into the event.
+    pub trace: Option<String>,
 }
 
 /// What a create request came to.
@@ -139,7 +141,8 @@ pub async fn create_order<S: OrderWriter>(
             PricingError::MixedCurrencies(a, b) => CreateOrderFailure::MixedCurrencies(a, b),
             PricingError::Domain(e) => CreateOrderFailure::Unpriceable(e),
         })?;
-        let event = CloudEvent::new(EventType::OrderCreated, &deps.event_source, &order, now);
+        let event = CloudEvent::new(EventType::OrderCreated, &deps.event_source, &order, now)
+            .traced(request.trace.as_deref());
         let new = NewOrder {
             order: &order,
             request_hash: hash.as_deref(),
@@ -241,6 +244,7 @@ pub async fn cancel_order<S: OrderCanceller>(
     deps: &CancelOrderDeps<S>,
     user: &UserId,
     order_id: OrderId,
+    trace: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Cancelled, CancelFailure> {
     let mut attempt = 0;
@@ -264,7 +268,8 @@ pub async fn cancel_order<S: OrderCanceller>(
             &deps.event_source,
             &cancelled,
             now,
-        );
+        )
+        .traced(trace);
         let retryable = match deps.store.cancel_order(&cancelled, &event).await {
             Ok(()) => return Ok(Cancelled::Now(cancelled)),
             // Someone else changed it (a concurrent cancel, or a confirmation): read it again.

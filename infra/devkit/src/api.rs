@@ -164,8 +164,20 @@ impl Gateway {
             Ok(collected) => collected.to_bytes(),
             Err(_) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
         };
-        let event = build_event(route, &parts, &body, params, authorizer, peer, request_id);
-        let payload = match route.function.invoke(event.to_string().as_bytes()).await {
+        // A new trace per request, as API Gateway starts one (X-Ray header format).
+        let trace = format!(
+            "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=1",
+            chrono::Utc::now().timestamp(),
+            fastrand::u128(..) >> 32,
+            fastrand::u64(..)
+        );
+        let mut event = build_event(route, &parts, &body, params, authorizer, peer, request_id);
+        event["headers"]["x-amzn-trace-id"] = Value::String(trace.clone());
+        let payload = match route
+            .function
+            .invoke_traced(event.to_string().as_bytes(), Some(&trace))
+            .await
+        {
             Ok(payload) => payload,
             Err(e) => {
                 self.console.error(&e.to_string());

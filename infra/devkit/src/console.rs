@@ -26,6 +26,7 @@ const SHOWN: &[&str] = &[
     "message_id",
     "error",
     "cause",
+    "xray_trace_id",
 ];
 
 impl Console {

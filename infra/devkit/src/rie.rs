@@ -185,6 +185,15 @@ impl FunctionPool {
     /// Invokes the function with an event in the next free environment (waiting for one), and
     /// answers the function's response payload.
     pub async fn invoke(&self, event: &[u8]) -> Result<Bytes, RieError> {
+        self.invoke_traced(event, None).await
+    }
+
+    /// Invokes with an X-Ray trace header, which the runtime receives as the invocation's trace.
+    pub async fn invoke_traced(
+        &self,
+        event: &[u8],
+        trace: Option<&str>,
+    ) -> Result<Bytes, RieError> {
         let fail = |message: String| RieError::Invoke {
             function: self.name.clone(),
             message,
@@ -200,20 +209,23 @@ impl FunctionPool {
             .map_err(|e| fail(e.to_string()))?
             .pop()
             .ok_or_else(|| fail("no free environment".into()))?;
-        let result = self.post(self.ports[index], event).await;
+        let result = self.post(self.ports[index], event, trace).await;
         if let Ok(mut free) = self.free.lock() {
             free.push(index);
         }
         result.map_err(fail)
     }
 
-    async fn post(&self, port: u16, event: &[u8]) -> Result<Bytes, String> {
+    async fn post(&self, port: u16, event: &[u8], trace: Option<&str>) -> Result<Bytes, String> {
         let uri = format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations");
         // The emulator may still be starting: retry the connection for a few seconds.
         let mut last = String::new();
         for _ in 0..100 {
-            let request = hyper::Request::post(&uri)
-                .header("content-type", "application/json")
+            let mut request = hyper::Request::post(&uri).header("content-type", "application/json");
+            if let Some(trace) = trace {
+                request = request.header("x-amzn-trace-id", trace);
+            }
+            let request = request
                 .body(Full::new(Bytes::copy_from_slice(event)))
                 .map_err(|e| e.to_string())?;
             match self.client.request(request).await {

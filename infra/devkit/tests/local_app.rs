@@ -36,13 +36,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Processes of aws-lambda-rie now running.
+/// Processes of aws-lambda-rie running this checkout's binaries.
 fn emulator_processes() -> usize {
+    let ours = root().canonicalize().unwrap().display().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|cmd| String::from_utf8_lossy(cmd).contains("aws-lambda-rie"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
+        .filter(|cmd| cmd.contains("aws-lambda-rie") && cmd.contains(&ours))
         .count()
 }
 

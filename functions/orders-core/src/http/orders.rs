@@ -112,6 +112,13 @@ fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
         })
 }
 
+/// The X-Ray trace header of this invocation, as the runtime received it.
+fn xray_trace(req: &Request) -> Option<String> {
+    use lambda_http::RequestExt;
+    req.lambda_context_ref()
+        .and_then(|c| c.xray_trace_id.clone())
+}
+
 fn order_location(order: &Order) -> String {
     format!("/orders/{}", order.order_id)
 }
@@ -168,6 +175,7 @@ async fn create_order_response<S: OrderWriter>(
         user: caller.user,
         lines,
         idempotency_key,
+        trace: xray_trace(&req),
     };
     let created = create_order(deps, &request, Utc::now())
         .await
@@ -277,7 +285,8 @@ pub async fn cancel<S: OrderCanceller>(
         .and_then(|raw| OrderId::parse(&raw))
         .ok_or_else(Problem::order_not_found)?;
     tracing::Span::current().record("order_id", id.to_string());
-    let order = match cancel_order(deps, &caller.user, id, Utc::now()).await {
+    let trace = xray_trace(&req);
+    let order = match cancel_order(deps, &caller.user, id, trace.as_deref(), Utc::now()).await {
         Ok(Cancelled::Now(order)) => order,
         Ok(Cancelled::Already(order)) => {
             tracing::info!("the order was already cancelled; nothing changed");

@@ -149,6 +149,35 @@ async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
     assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
 }
 
+#[tokio::test]
+async fn an_orders_trace_reaches_the_queue_as_its_aws_trace_header() {
+    // GIVEN an order placed in an invocation traced by X-Ray
+    let app = TestApp::new().await;
+    app.add_product("p-1", 250, "EUR", 10).await;
+    let trace = "Root=1-6742e1a0-0a1b2c3d4e5f6a7b8c9d0e1f;Parent=53995c3f42cd8ad8;Sampled=1";
+    let deps = app.create_deps();
+    let request = order_by("alice", lines(&[("p-1", 1)])).traced_request(trace);
+    let response = orders_core::http::serve("create-order", request, |req| {
+        orders_core::http::orders::create(&deps, req)
+    })
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    // WHEN the outbox is relayed
+    let mut mapping = app.outbox_mapping().await;
+    let recorder = Recorder::default();
+    app.relay_all(&mut mapping, &recorder).await;
+    // THEN the event carries the trace as traceparent, and the relay sends it as the message's
+    // AWSTraceHeader. (Asserted at the publisher: moto's SendMessageBatch drops system attributes.)
+    let event = &app.events().await[0];
+    assert_eq!(
+        event["traceparent"],
+        "00-6742e1a00a1b2c3d4e5f6a7b8c9d0e1f-53995c3f42cd8ad8-01"
+    );
+    let sent = recorder.0.lock().unwrap();
+    assert_eq!(sent[0].trace_header.as_deref(), Some(trace));
+}
+
 /// Sends through SQS, except the events it is told to refuse (as SQS refuses single entries).
 struct Refusing<'a> {
     inner: orders_core::relay::SqsPublisher,

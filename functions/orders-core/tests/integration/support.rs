@@ -429,6 +429,14 @@ impl ApiEvent {
     pub fn request(self) -> Request {
         lambda_http::request::from_str(&self.0.to_string()).expect("a valid API Gateway v2 event")
     }
+
+    /// The request as the runtime hands it over inside an invocation traced by X-Ray.
+    pub fn traced_request(self, xray_trace_header: &str) -> Request {
+        use lambda_http::RequestExt;
+        let mut context = lambda_http::lambda_runtime::Context::default();
+        context.xray_trace_id = Some(xray_trace_header.to_owned());
+        self.request().with_lambda_context(context)
+    }
 }
 
 /// A response, read the way a client reads it.
