@@ -83,7 +83,7 @@ impl Console {
         if let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(line)
             && doc.contains_key("_aws")
         {
-            self.metrics_line(function, &doc);
+            self.metrics_line(function, line, &doc);
             return;
         }
         if let Ok(Value::Object(log)) = serde_json::from_str::<Value>(line) {
@@ -127,7 +127,7 @@ impl Console {
 impl Console {
     /// An EMF document, compactly: `metrics OrdersCreated=1 ColdStart=1`; one that breaks the EMF
     /// rules is shown as an error.
-    fn metrics_line(&self, function: &str, doc: &serde_json::Map<String, Value>) {
+    fn metrics_line(&self, function: &str, line: &str, doc: &serde_json::Map<String, Value>) {
         let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"]
             .as_array()
             .into_iter()
@@ -135,7 +135,7 @@ impl Console {
             .flat_map(|d| d["Metrics"].as_array().into_iter().flatten())
             .filter_map(|m| m["Name"].as_str())
             .collect();
-        let problems = emf_problem(doc);
+        let problems = orders_core::metrics::validate_emf(line).err();
         let shown: Vec<String> = names
             .iter()
             .map(|name| match &doc.get(*name) {
@@ -158,49 +158,11 @@ impl Console {
                 false,
             ),
             Some(problem) => self.print(
-                &format!(
-                    "{function} │ invalid EMF ({problem}): {}",
-                    Value::Object(doc.clone())
-                ),
+                &format!("{function} │ invalid EMF ({problem}): {line}"),
                 true,
             ),
         }
     }
-}
-
-/// The first way an EMF document breaks the specification's rules, if any.
-fn emf_problem(doc: &serde_json::Map<String, Value>) -> Option<String> {
-    let aws = &doc["_aws"];
-    if !aws["Timestamp"].is_i64() {
-        return Some("_aws.Timestamp".into());
-    }
-    let directives = aws["CloudWatchMetrics"].as_array()?;
-    for d in directives {
-        if d["Namespace"].as_str().is_none_or(|n| n.is_empty()) {
-            return Some("Namespace".into());
-        }
-        for set in d["Dimensions"].as_array().into_iter().flatten() {
-            for name in set
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if !doc.get(name).is_some_and(Value::is_string) {
-                    return Some(format!("dimension {name} has no value"));
-                }
-            }
-        }
-        for m in d["Metrics"].as_array().into_iter().flatten() {
-            let name = m["Name"].as_str().unwrap_or_default();
-            match doc.get(name) {
-                Some(Value::Number(_)) => {}
-                Some(Value::Array(v)) if v.len() <= 100 && v.iter().all(Value::is_number) => {}
-                _ => return Some(format!("metric {name} has no numeric value (or over 100)")),
-            }
-        }
-    }
-    None
 }
 
 impl Default for Console {
