@@ -12,6 +12,8 @@ pub struct Console {
     out: Mutex<Box<dyn Write + Send>>,
     /// Set while stopping: the environments' dying words are not news.
     quiet: std::sync::atomic::AtomicBool,
+    /// `make bench`: every line the functions print, kept as printed (function, line).
+    recorded: Option<Mutex<Vec<(String, String)>>>,
 }
 
 /// Fields of a function's JSON log line worth showing, in this order.
@@ -36,6 +38,7 @@ impl Console {
             colour: std::io::stdout().is_terminal(),
             out: Mutex::new(Box::new(std::io::stdout())),
             quiet: std::sync::atomic::AtomicBool::new(false),
+            recorded: None,
         }
     }
 
@@ -45,7 +48,25 @@ impl Console {
             colour: std::io::stderr().is_terminal(),
             out: Mutex::new(Box::new(std::io::stderr())),
             quiet: std::sync::atomic::AtomicBool::new(false),
+            recorded: None,
         }
+    }
+
+    /// A console that shows nothing of the functions and keeps their lines instead (`make bench`
+    /// reads the emulator's INIT REPORT and REPORT lines from them); its own messages go to stderr.
+    pub fn recording() -> Self {
+        Self {
+            recorded: Some(Mutex::new(Vec::new())),
+            ..Self::on_stderr()
+        }
+    }
+
+    /// The lines kept since the last call, as (function, line).
+    pub fn take_recorded(&self) -> Vec<(String, String)> {
+        self.recorded
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|mut lines| std::mem::take(&mut *lines)))
+            .unwrap_or_default()
     }
 
     fn print(&self, line: &str, error: bool) {
@@ -74,6 +95,12 @@ impl Console {
     /// One line a function's environment printed.
     pub fn function_line(&self, function: &str, line: &str) {
         if self.quiet.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Some(recorded) = &self.recorded {
+            if let Ok(mut lines) = recorded.lock() {
+                lines.push((function.to_owned(), line.trim_end().to_owned()));
+            }
             return;
         }
         let line = line.trim_end();

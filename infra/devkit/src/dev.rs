@@ -20,7 +20,7 @@ use crate::api::{ApiRoute, Gateway, serve};
 use crate::console::Console;
 use crate::mapping::{SqsMapping, StreamMapping};
 use crate::rie::{FunctionLaunch, FunctionPool, RieError};
-use crate::template::{PhysicalNames, Template, Trigger};
+use crate::template::{FunctionSpec, PhysicalNames, Template, Trigger};
 use crate::{jwt, provision, queues};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ pub struct DevOptions {
     /// Environments per HTTP function (concurrent requests are served concurrently).
     pub http_environments: usize,
     pub catalog: PathBuf,
+    /// Template parameters other than their defaults (say, `OrdersPerMinute` for `make bench`).
+    pub parameters: BTreeMap<String, String>,
 }
 
 impl DevOptions {
@@ -63,6 +65,8 @@ impl DevOptions {
 /// The running app.
 pub struct LocalApp {
     pub pools: BTreeMap<String, Arc<FunctionPool>>,
+    /// How each function (by logical id) was started.
+    pub launches: BTreeMap<String, FunctionLaunch>,
     pub names: PhysicalNames,
     pub queue_arns: BTreeMap<String, String>,
     pub template: Template,
@@ -92,8 +96,18 @@ const PASSED_THROUGH: &[&str] = &[
     "AWS_EC2_METADATA_DISABLED",
 ];
 
-/// Provisions the template's resources and starts every function's environments.
-pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalApp, DevError> {
+/// The template's resources, provisioned, and how to start each function.
+pub struct Prepared {
+    pub template: Template,
+    pub names: PhysicalNames,
+    pub queue_arns: BTreeMap<String, String>,
+    /// Each function's launch, and whether it serves an HTTP route.
+    pub launches: Vec<(FunctionSpec, FunctionLaunch, bool)>,
+}
+
+/// Provisions the template's tables and queues (under `options.prefix`) and works out each
+/// function's binary and environment, without starting anything.
+pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared, DevError> {
     let template = Template::load(&options.root.join("template.yaml"))?;
     let functions = template.functions()?;
     let routes = template.http_routes();
@@ -153,9 +167,9 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
     let log_level = template
         .parameter_default("LogLevel")
         .unwrap_or_else(|| "INFO".into());
-    let mut pools = BTreeMap::new();
-    for f in &functions {
-        let mut env = template.function_env(&f.logical_id, &names, &BTreeMap::new())?;
+    let mut launches = Vec::new();
+    for f in functions {
+        let mut env = template.function_env(&f.logical_id, &names, &options.parameters)?;
         env.extend(passed.clone());
         env.insert("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into());
         env.insert("AWS_LAMBDA_LOG_LEVEL".into(), log_level.clone());
@@ -169,14 +183,35 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
             timeout_secs: f.timeout_secs,
             memory_mb: f.memory_mb,
         };
-        let count = if serves_http {
+        launches.push((f, launch, serves_http));
+    }
+    Ok(Prepared {
+        template,
+        names,
+        queue_arns: queues.arns,
+        launches,
+    })
+}
+
+/// Provisions the template's resources and starts every function's environments.
+pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalApp, DevError> {
+    let Prepared {
+        template,
+        names,
+        queue_arns,
+        launches,
+    } = prepare(options, &console).await?;
+    let routes = template.http_routes();
+    let mut pools = BTreeMap::new();
+    for (f, launch, serves_http) in &launches {
+        let count = if *serves_http {
             options.http_environments.max(1)
         } else {
             1
         };
         pools.insert(
             f.logical_id.clone(),
-            FunctionPool::start(&launch, &options.emulator, count, &console)?,
+            FunctionPool::start(launch, &options.emulator, count, &console)?,
         );
     }
 
@@ -195,15 +230,18 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
     });
     Ok(LocalApp {
         pools,
+        launches: launches
+            .into_iter()
+            .map(|(f, launch, _)| (f.logical_id, launch))
+            .collect(),
         names,
-        queue_arns: queues.arns,
+        queue_arns,
         template,
         gateway,
         console,
     })
 }
 
-/// Puts the sample catalog through the API itself (PUT /products/{productId}).
 async fn seed(
     options: &DevOptions,
     port: u16,
@@ -418,6 +456,25 @@ async fn shutdown_signal() {
 }
 
 /// `make dev`: runs until Ctrl-C, then stops every process it started.
+/// Starts the template's event source mappings (the outbox stream → relay, the queue → consumer);
+/// they run until their tasks are aborted.
+pub fn start_triggers(
+    app: &Arc<LocalApp>,
+) -> Result<Vec<tokio::task::JoinHandle<Result<(), DevError>>>, DevError> {
+    let mut mappings = Vec::new();
+    for f in app.template.functions()? {
+        for trigger in f.triggers {
+            let (app, name) = (app.clone(), f.logical_id.clone());
+            let task = match trigger {
+                Trigger::Stream { .. } => tokio::spawn(run_stream(app, name, trigger)),
+                Trigger::Queue { .. } => tokio::spawn(run_queue(app, name, trigger)),
+            };
+            mappings.push(task);
+        }
+    }
+    Ok(mappings)
+}
+
 pub async fn run(options: DevOptions) -> Result<(), DevError> {
     let console = Arc::new(Console::new());
     let app = Arc::new(start(&options, console.clone()).await?);
@@ -434,17 +491,7 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
         app.stop();
         return Err(e);
     }
-    let mut mappings = Vec::new();
-    for f in app.template.functions()? {
-        for trigger in f.triggers {
-            let (app, name) = (app.clone(), f.logical_id.clone());
-            let task = match trigger {
-                Trigger::Stream { .. } => tokio::spawn(run_stream(app, name, trigger)),
-                Trigger::Queue { .. } => tokio::spawn(run_queue(app, name, trigger)),
-            };
-            mappings.push(task);
-        }
-    }
+    let mappings = start_triggers(&app)?;
     for route in &app.gateway.routes {
         let auth = match &route.scopes {
             None => "public".to_owned(),

@@ -73,6 +73,7 @@ fn options(cli: &Cli, port: u16, environments: usize) -> DevOptions {
         prefix: cli.prefix.clone(),
         http_environments: environments,
         catalog: cli.root.join("infra/sample-catalog.json"),
+        parameters: Default::default(),
     }
 }
 

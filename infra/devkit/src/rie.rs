@@ -247,6 +247,15 @@ impl FunctionPool {
         Err(format!("the emulator did not answer: {last}"))
     }
 
+    /// The process ids of the emulators, one per environment still running (the runtime is the
+    /// emulator's child).
+    pub fn emulator_pids(&self) -> Vec<u32> {
+        self.envs
+            .iter()
+            .filter_map(|env| env.lock().ok()?.as_ref()?.child.id())
+            .collect()
+    }
+
     /// Stops every environment and the runtime processes under it.
     pub fn stop(&self) {
         for env in &self.envs {
