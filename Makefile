@@ -18,7 +18,7 @@ DEVKIT = $(BIN_DIR)/devkit --bin-dir $(BIN_DIR)
 SUB ?= alice
 SCOPES ?= orders:write orders:read
 
-.PHONY: help bootstrap build lint test dev token invoke package fmt clean
+.PHONY: help bootstrap build lint test dev token invoke package bench fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,7 @@ lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate
 	.tools/checkov/bin/checkov --file template.yaml --config-file infra/checkov.yaml
 
 test: lint ## Lint, then every test, with DynamoDB Local started on a free port
+	@infra/bootstrap.sh --bench
 	infra/with-emulators.sh cargo test --workspace --locked --no-fail-fast
 
 build: ## Build every function and devkit (PROFILE=release|debug)
@@ -52,6 +53,13 @@ invoke: bootstrap build ## Run one function's binary with an event: make invoke 
 package: bootstrap ## sam build (arm64, cargo-lambda + zig) and each bootstrap's zipped size
 	PATH="$(CURDIR)/.tools/sam/bin:$$PATH" .tools/sam/bin/sam build
 	python3 infra/package-sizes.py .aws-sam/build
+
+# BENCH_ARGS: say `--starts 5 --runs 1 --requests 100` for a quick look (see target/release/bench --help).
+BENCH_ARGS ?=
+bench: package ## Cold start, warm latency/throughput, event latency, size and cost vs floor and Python peer → BENCHMARKS.md
+	@infra/bootstrap.sh --bench
+	@cargo build --workspace --locked --release
+	@infra/with-emulators.sh target/release/bench --root . $(BENCH_ARGS)
 
 fmt: ## Format the code
 	cargo fmt --all

