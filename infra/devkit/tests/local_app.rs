@@ -37,6 +37,19 @@ fn free_port() -> u16 {
 }
 
 /// Processes of aws-lambda-rie running this checkout's binaries.
+/// The emulators left after a run, once those already killed have had a moment to go (a process
+/// sent SIGKILL may still be listed while the kernel tears it down).
+fn emulators_left(before: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = emulator_processes();
+        if now <= before || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn emulator_processes() -> usize {
     let ours = root().canonicalize().unwrap().display().to_string();
     std::fs::read_dir("/proc")
@@ -360,7 +373,7 @@ async fn make_dev_runs_the_whole_app() {
         "make dev did not stop on Ctrl-C"
     );
     std::thread::sleep(Duration::from_millis(300));
-    let after = emulator_processes();
+    let after = emulators_left(before);
     assert!(
         after <= before,
         "aws-lambda-rie processes left behind: {before} before, {after} after"
@@ -431,7 +444,7 @@ fn every_event_file_invokes_its_function() {
             );
         }
     }
-    let after = emulator_processes();
+    let after = emulators_left(before);
     assert!(
         after <= before,
         "aws-lambda-rie processes left behind: {before} before, {after} after"
