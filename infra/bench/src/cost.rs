@@ -77,7 +77,7 @@ fn value_size(value: &AttributeValue) -> usize {
     }
 }
 
-/// Reads one item of each kind that the cold-start invocations wrote, and sizes it.
+/// Reads one item of each kind from tables an event-latency run filled, and sizes it.
 pub async fn item_sizes(
     dynamo: &aws_sdk_dynamodb::Client,
     tables: &Tables,
