@@ -47,12 +47,6 @@ pub fn invoke_duration(line: &str) -> Option<f64> {
         .map(str::trim)
         .find(|part| part.starts_with("Duration:"))
         .and_then(|part| field_ms(part, "Duration:"))
-        .or_else(|| {
-            let at = rest
-                .find(" Duration:")
-                .or_else(|| rest.find("\tDuration:"))?;
-            field_ms(&rest[at + 1..], "Duration:")
-        })
 }
 
 fn field_ms(text: &str, name: &str) -> Option<f64> {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use devkit::api::{ApiRoute, Gateway, serve};
+use devkit::api::{ApiRoute, Gateway};
 use devkit::console::Console;
 use devkit::dev::{self, DevOptions};
 use devkit::rie::{FunctionLaunch, FunctionPool};
@@ -177,12 +177,14 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
     seed_sample_catalog(&cli, &store).await?;
     let idempotency =
         cost::create_idempotency_table(&dynamo, &format!("bench{stamp}-cold")).await?;
-    results.memory_mb = prepared
+    let create = prepared
         .launches
         .iter()
         .find(|(f, _, _)| f.logical_id == "CreateOrderFunction")
-        .map_or(128.0, |(_, launch, _)| launch.memory_mb as f64);
-    for subject in cold_subjects(&cli, &prepared, &idempotency)? {
+        .map(|(_, launch, _)| launch)
+        .ok_or_else(|| BenchError::Failed("template.yaml has no CreateOrderFunction".into()))?;
+    results.memory_mb = create.memory_mb as f64;
+    for subject in cold_subjects(&cli, &prepared, create, &idempotency)? {
         let samples = cold::measure(
             &subject,
             &devkit::rie::default_emulator(&cli.root),
@@ -289,6 +291,7 @@ fn peer_launch(cli: &Cli, create: &FunctionLaunch, idempotency_table: &str) -> F
 fn cold_subjects(
     cli: &Cli,
     prepared: &dev::Prepared,
+    create_launch: &FunctionLaunch,
     idempotency_table: &str,
 ) -> Result<Vec<cold::Subject>, BenchError> {
     let mut subjects = Vec::new();
@@ -309,11 +312,6 @@ fn cold_subjects(
         .find(|s| s.label == "create-order")
         .cloned()
         .ok_or_else(|| BenchError::Failed("no create-order function".into()))?;
-    let (_, create_launch, _) = prepared
-        .launches
-        .iter()
-        .find(|(f, _, _)| f.logical_id == "CreateOrderFunction")
-        .ok_or_else(|| BenchError::Failed("template.yaml has no CreateOrderFunction".into()))?;
     let peer = peer_launch(cli, create_launch, idempotency_table);
     subjects.push(cold::Subject {
         label: peer.name,
@@ -336,17 +334,9 @@ fn cold_subjects(
 async fn serve_gateway(
     gateway: Arc<Gateway>,
 ) -> Result<(u16, tokio::sync::oneshot::Sender<()>), BenchError> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+    let (port, stop, _server) = devkit::api::serve_on_free_port(gateway)
         .await
-        .map_err(|e| BenchError::Failed(e.to_string()))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| BenchError::Failed(e.to_string()))?
-        .port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, gateway, async {
-        let _ = stopped.await;
-    }));
+        .map_err(|e| BenchError::Failed(format!("cannot serve the local API: {e}")))?;
     Ok((port, stop))
 }
 

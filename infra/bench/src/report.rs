@@ -623,12 +623,9 @@ fn svg(warm: &[WarmRun], concurrencies: &[usize]) -> String {
         .filter(|r| r.scenario == Scenario::Many)
         .flat_map(|r| r.result.latencies_ms.iter().copied())
         .collect();
-    let lo = stats::sorted(&all).first().copied().unwrap_or(1.0).max(0.1);
-    let hi = stats::sorted(&all)
-        .last()
-        .copied()
-        .unwrap_or(10.0)
-        .max(lo * 10.0);
+    let all = stats::sorted(&all);
+    let lo = all.first().copied().unwrap_or(1.0).max(0.1);
+    let hi = all.last().copied().unwrap_or(10.0).max(lo * 10.0);
     let (lx, hx) = (lo.log10().floor(), hi.log10().ceil());
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">

@@ -343,6 +343,24 @@ fn to_response(payload: &[u8]) -> Response<Full<Bytes>> {
     response
 }
 
+/// Serves the gateway on a free loopback port until the returned sender is sent to or dropped;
+/// answers the port, the sender and the server's task.
+pub async fn serve_on_free_port(
+    gateway: Arc<Gateway>,
+) -> std::io::Result<(
+    u16,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = listener.local_addr()?.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, gateway, async {
+        let _ = stopped.await;
+    }));
+    Ok((port, stop, server))
+}
+
 /// Serves the gateway until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::api::{ApiRoute, Gateway, serve};
+use crate::api::{ApiRoute, Gateway, serve, serve_on_free_port};
 use crate::console::Console;
 use crate::mapping::{SqsMapping, StreamMapping};
 use crate::rie::{FunctionLaunch, FunctionPool, RieError};
@@ -538,17 +538,9 @@ async fn invoke_in(
     function: &str,
     event_file: &Path,
 ) -> Result<Value, DevError> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+    let (port, stop_tx, server) = serve_on_free_port(app.gateway.clone())
         .await
         .map_err(|e| DevError::Setup(e.to_string()))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| DevError::Setup(e.to_string()))?
-        .port();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app.gateway.clone(), async {
-        let _ = stop_rx.await;
-    }));
     seed(options, port, &app.gateway.secret, &app.console).await?;
     let _ = stop_tx.send(());
     let _ = server.await;
