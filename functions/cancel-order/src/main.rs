@@ -1,25 +1,24 @@
 //! POST /orders/{orderId}/cancel. Clients and settings are built once per environment, at init.
 
-use lambda_http::{Error, run, service_fn};
-use orders_core::config::{Tables, event_source_from_env};
-use orders_core::metrics::Metrics;
+use lambda_http::Error;
+use orders_core::config::{Tables, event_source};
+use orders_core::http;
 use orders_core::service::{CancelOrderDeps, RetryPolicy};
 use orders_core::store::DynamoStore;
-use orders_core::{http, telemetry};
+use platform::config::process_env;
+use platform::metrics::Metrics;
+use platform::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let deps = CancelOrderDeps {
-        store: DynamoStore::from_config(&orders_core::aws_config().await, Tables::from_env()?),
-        event_source: event_source_from_env()?,
+        store: DynamoStore::from_config(&aws::config().await, Tables::from_env()?),
+        event_source: event_source(process_env())?,
         retry: RetryPolicy::default(),
     };
-    let metrics = Metrics::from_env();
-    run(service_fn(|req| {
-        metrics.measure(http::serve("cancel-order", req, |req| {
-            http::orders::cancel(&deps, req)
-        }))
-    }))
+    platform::http::run("cancel-order", &Metrics::from_env(), |req| {
+        http::orders::cancel(&deps, req)
+    })
     .await
 }

@@ -1,20 +1,18 @@
-//! GET /products/{productId}. Clients are built once per environment, at init.
+//! :get:GET /products/{productId}. Clients are built once per environment, at init.
 
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use orders_core::config::Tables;
-use orders_core::metrics::Metrics;
+use orders_core::http;
 use orders_core::store::DynamoStore;
-use orders_core::{http, telemetry};
+use platform::metrics::Metrics;
+use platform::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let store = DynamoStore::from_config(&orders_core::aws_config().await, Tables::from_env()?);
-    let metrics = Metrics::from_env();
-    run(service_fn(|req| {
-        metrics.measure(http::serve("get-product", req, |req| {
-            http::products::get(&store, req)
-        }))
-    }))
+    let store = DynamoStore::from_config(&aws::config().await, Tables::from_env()?);
+    platform::http::run("get-product", &Metrics::from_env(), |req| {
+        http::products::get(&store, req)
+    })
     .await
 }

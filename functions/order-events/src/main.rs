@@ -2,15 +2,16 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::Tables;
-use orders_core::consumer::{SqsEvent, consume};
-use orders_core::metrics::Metrics;
+use orders_core::consumer::consume;
 use orders_core::store::DynamoStore;
-use orders_core::telemetry;
+use platform::consumer::SqsEvent;
+use platform::metrics::Metrics;
+use platform::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let store = DynamoStore::from_config(&orders_core::aws_config().await, Tables::from_env()?);
+    let store = DynamoStore::from_config(&aws::config().await, Tables::from_env()?);
     let metrics = Metrics::from_env();
     run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(

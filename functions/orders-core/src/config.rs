@@ -1,15 +1,6 @@
-//! Settings every function reads once at init from the environment that template.yaml gives it.
+//! The orders service's settings, read once at init from the environment template.yaml gives it.
 
-use std::env;
-
-/// A setting that is missing or malformed; the function refuses to start.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name} is not valid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
+use platform::config::{ConfigError, Vars, process_env};
 
 /// The names of the tables, as template.yaml passes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +13,15 @@ pub struct Tables {
 
 impl Tables {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| env::var(name).ok())
+        Self::from_vars(process_env())
     }
 
-    /// Reads the settings from any source of variables (the process environment, or in tests the
-    /// environment template.yaml gives a function).
-    pub fn from_vars(vars: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_vars(vars: impl Vars) -> Result<Self, ConfigError> {
         Ok(Self {
-            products: required(&vars, "PRODUCTS_TABLE")?,
-            orders: required(&vars, "ORDERS_TABLE")?,
-            outbox: required(&vars, "OUTBOX_TABLE")?,
-            inbox: required(&vars, "INBOX_TABLE")?,
+            products: vars.required("PRODUCTS_TABLE")?,
+            orders: vars.required("ORDERS_TABLE")?,
+            outbox: vars.required("OUTBOX_TABLE")?,
+            inbox: vars.required("INBOX_TABLE")?,
         })
     }
 }
@@ -48,42 +37,23 @@ pub struct OrderSettings {
 
 impl OrderSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| env::var(name).ok())
+        Self::from_vars(process_env())
     }
 
-    pub fn from_vars(vars: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw = required(&vars, "ORDERS_PER_MINUTE")?;
-        let orders_per_minute =
-            raw.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "ORDERS_PER_MINUTE",
-                    reason: format!("{raw:?} is not a positive whole number"),
-                })?;
+    pub fn from_vars(vars: impl Vars) -> Result<Self, ConfigError> {
         Ok(Self {
-            orders_per_minute,
-            event_source: required(&vars, "EVENT_SOURCE")?,
+            orders_per_minute: vars.positive("ORDERS_PER_MINUTE")?,
+            event_source: event_source(vars)?,
         })
     }
 }
 
 /// The CloudEvents `source` of the events a function writes.
-pub fn event_source_from_env() -> Result<String, ConfigError> {
-    required(&|name: &str| env::var(name).ok(), "EVENT_SOURCE")
+pub fn event_source(vars: impl Vars) -> Result<String, ConfigError> {
+    vars.required("EVENT_SOURCE")
 }
 
 /// Where the relay sends the outbox's events.
-pub fn order_events_queue_from_env() -> Result<String, ConfigError> {
-    required(&|name: &str| env::var(name).ok(), "ORDER_EVENTS_QUEUE_URL")
-}
-
-fn required(
-    vars: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<String, ConfigError> {
-    match vars(name) {
-        Some(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(ConfigError::Missing(name)),
-    }
+pub fn order_events_queue(vars: impl Vars) -> Result<String, ConfigError> {
+    vars.required("ORDER_EVENTS_QUEUE_URL")
 }

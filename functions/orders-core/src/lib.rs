@@ -1,109 +1,22 @@
-//! The orders service: everything the Lambda functions do, as one library.
+//! The orders service: orders with their inventory reservation, cancellation, and the catalogue.
 //!
 //! Layers, from the inside out:
-//! - [`domain`]: ids, quantities, money, products and orders with their invariants (no I/O);
-//! - [`events`]: the CloudEvents envelope of the outbox;
-//! - [`store`]: DynamoDB items and the one order transaction;
-//! - [`service`]: the use cases (pricing, idempotency, retries);
-//! - [`http`]: API Gateway HTTP API events in, JSON and RFC 9457 problems out;
-//! - [`relay`] and [`consumer`]: the outbox stream → SQS FIFO → the order's effects;
-//! - [`config`], [`telemetry`] and [`metrics`]: what every function's `main` sets up once at init
-//!   (settings, JSON logs, CloudWatch EMF metrics).
+//! - [`domain`] (the `orders-domain` crate): ids, quantities, money, products and orders with
+//!   their invariants; no I/O;
+//! - [`service`]: the use cases, and the ports they need of the database ([`service::ports`]);
+//! - [`store`]: the DynamoDB adapter of those ports, one file per transaction;
+//! - [`http`]: the API's routes, and the one mapping of each use case's outcome to a problem;
+//! - [`events`]: the order events of the outbox, and [`consumer`] that applies them.
+//!
+//! The plumbing every service shares (settings, logs, metrics, the HTTP mapping, the event
+//! envelope, the outbox relay, the consumer loop) is the `platform` crate.
+
+pub use orders_domain as domain;
 
 pub mod config;
 pub mod consumer;
-pub mod domain;
 pub mod events;
 pub mod http;
 pub mod metrics;
-pub mod relay;
 pub mod service;
 pub mod store;
-pub mod telemetry;
-
-/// Loads the AWS configuration once at init. Endpoints come only from the standard variables
-/// (`AWS_ENDPOINT_URL_DYNAMODB`, …), which is how the local emulators are reached.
-///
-/// The HTTPS client trusts the five Amazon Trust Services roots (`certs/amazon-trust-services.pem`)
-/// that every AWS endpoint chains to, instead of the system's store: reading and decoding the whole
-/// system store was ~5 ms of every cold start (see BENCHMARKS.md). Where the environment asks for
-/// something else (`SSL_CERT_FILE`/`SSL_CERT_DIR`, say for a TLS-inspecting proxy's CA, or a proxy
-/// variable), the SDK's default client is used, which honours them.
-pub async fn aws_config() -> aws_config::SdkConfig {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    let loader = match aws_endpoints_client(|name| std::env::var_os(name).is_some()) {
-        Some(client) => loader.http_client(client),
-        None => loader,
-    };
-    loader.load().await
-}
-
-/// The roots of Amazon Trust Services (Amazon Root CA 1–4, Starfield Services Root CA G2).
-const AWS_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
-
-/// Variables that mean "use the system's trust store or a proxy": the SDK default client then.
-const SYSTEM_TLS_VARIABLES: &[&str] = &[
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
-/// An HTTPS client that trusts only the AWS roots, unless `is_set` says one of
-/// [`SYSTEM_TLS_VARIABLES`] is set.
-fn aws_endpoints_client(
-    is_set: impl Fn(&str) -> bool,
-) -> Option<aws_sdk_dynamodb::config::SharedHttpClient> {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-    if SYSTEM_TLS_VARIABLES.iter().any(|name| is_set(name)) {
-        return None;
-    }
-    let trust = TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(AWS_ROOTS);
-    let context = TlsContext::builder().with_trust_store(trust).build().ok()?;
-    Some(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(context)
-            .build_https(),
-    )
-}
-
-/// The SQS client over the shared configuration (`AWS_ENDPOINT_URL_SQS` reaches the emulator).
-pub fn sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(config)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_aws_roots_are_the_five_of_amazon_trust_services() {
-        let text = std::str::from_utf8(AWS_ROOTS).unwrap_or_default();
-        assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), 5);
-        for name in [
-            "Amazon_Root_CA_1",
-            "Amazon_Root_CA_2",
-            "Amazon_Root_CA_3",
-            "Amazon_Root_CA_4",
-            "Starfield_Services_Root_Certificate_Authority_-_G2",
-        ] {
-            assert!(text.contains(name), "{name} is missing");
-        }
-    }
-
-    #[test]
-    fn a_trust_store_or_proxy_in_the_environment_keeps_the_sdk_default_client() {
-        assert!(aws_endpoints_client(|_| false).is_some());
-        assert!(aws_endpoints_client(|name| name == "SSL_CERT_FILE").is_none());
-        assert!(aws_endpoints_client(|name| name == "HTTPS_PROXY").is_none());
-    }
-}

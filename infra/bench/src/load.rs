@@ -17,8 +17,10 @@ use hyper_util::rt::TokioExecutor;
 use orders_core::domain::{
     Currency, Money, OrderLines, Product, ProductId, ProductName, Quantity, Stock, UserId,
 };
-use orders_core::service::{CreateOrder, CreateOrderDeps, CreateOrderFailure, create_order};
-use orders_core::store::{Catalogue, DynamoStore, OrderWriter};
+use orders_core::service::ports::{ReadProducts, WriteProduct};
+use orders_core::service::{CreateOrder, CreateOrderDeps, create_order};
+use orders_core::store::DynamoStore;
+use platform::http::Problem;
 
 use crate::BenchError;
 
@@ -146,7 +148,7 @@ impl Target {
             Target::Floor { deps } => {
                 let request = CreateOrder {
                     user: UserId::parse(&format!("bench-u{}", user % USERS))
-                        .ok_or("bad user id")?,
+                        .map_err(|e| e.to_string())?,
                     lines: OrderLines::new(vec![(
                         ProductId::parse(product).map_err(|e| e.to_string())?,
                         Quantity::new(1).map_err(|e| e.to_string())?,
@@ -155,11 +157,10 @@ impl Target {
                     idempotency_key: None,
                     trace: None,
                 };
+                // The status the API would answer, by the API's own mapping.
                 Ok(match create_order(deps, &request, Utc::now()).await {
                     Ok(_) => 201,
-                    Err(CreateOrderFailure::InsufficientStock { .. }) => 409,
-                    Err(CreateOrderFailure::Busy { .. }) => 503,
-                    Err(_) => 500,
+                    Err(refused) => Problem::from(refused).status.as_u16(),
                 })
             }
         }

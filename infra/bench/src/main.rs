@@ -19,9 +19,9 @@ use devkit::console::Console;
 use devkit::dev::{self, DevOptions};
 use devkit::rie::{FunctionLaunch, FunctionPool};
 use orders_core::config::Tables;
-use orders_core::metrics::Metrics;
 use orders_core::service::{CreateOrderDeps, RetryPolicy};
 use orders_core::store::DynamoStore;
+use platform::metrics::Metrics;
 
 use crate::load::{RunResult, Scenario, Target};
 
@@ -246,7 +246,7 @@ pub fn tables_of(names: &BTreeMap<String, String>) -> Result<Tables, BenchError>
 /// The sample products the checked-in events refer to (p-1, …).
 async fn seed_sample_catalog(cli: &Cli, store: &DynamoStore) -> Result<(), BenchError> {
     use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
-    use orders_core::store::Catalogue;
+    use orders_core::service::ports::WriteProduct;
     let path = cli.root.join("infra/sample-catalog.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| BenchError::Failed(format!("{}: {e}", path.display())))?;

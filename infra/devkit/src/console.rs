@@ -162,7 +162,7 @@ impl Console {
             .flat_map(|d| d["Metrics"].as_array().into_iter().flatten())
             .filter_map(|m| m["Name"].as_str())
             .collect();
-        let problems = orders_core::metrics::validate_emf(line).err();
+        let problems = crate::emf::validate(line).err();
         let shown: Vec<String> = names
             .iter()
             .map(|name| match &doc.get(*name) {

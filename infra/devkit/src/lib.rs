@@ -4,6 +4,7 @@
 pub mod api;
 pub mod console;
 pub mod dev;
+pub mod emf;
 pub mod jwt;
 pub mod mapping;
 pub mod provision;

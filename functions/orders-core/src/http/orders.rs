@@ -8,16 +8,19 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    Caller, FieldError, Problem, SCOPE_ORDERS_READ, SCOPE_ORDERS_WRITE, from_json, json_body,
-    json_response, path_param, query_param,
+use platform::http::{
+    Caller, FieldError, Problem, from_json, json_body, json_response, path_param, query_param,
 };
-use crate::domain::{IdempotencyKey, Order, OrderId, OrderLines, ProductId, Quantity};
+use platform::metrics::Unit;
+
+use super::{SCOPE_ORDERS_READ, SCOPE_ORDERS_WRITE, order_not_found};
+use crate::domain::{IdempotencyKey, Order, OrderId, OrderLines, ProductId, Quantity, UserId};
+use crate::metrics::{ORDERS_CREATED, ORDERS_REFUSED};
+use crate::service::ports::{OrderCanceller, OrderReader, OrderWriter, PageKey};
 use crate::service::{
-    CancelFailure, CancelOrderDeps, Cancelled, CreateOrder, CreateOrderDeps, CreateOrderFailure,
-    Created, cancel_order, create_order,
+    CancelOrderDeps, Cancelled, CreateOrder, CreateOrderDeps, CreateOrderError, Created,
+    cancel_order, create_order,
 };
-use crate::store::{OrderCanceller, OrderReader, OrderWriter, PageKey};
 
 /// The header that makes a create request safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -32,7 +35,7 @@ pub const MAX_PAGE: u32 = 100;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LineBody {
     product_id: String,
-    #[serde(deserialize_with = "super::whole_number")]
+    #[serde(deserialize_with = "platform::http::whole_number")]
     quantity: u32,
 }
 
@@ -102,7 +105,7 @@ fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
     };
     raw.to_str()
         .ok()
-        .and_then(IdempotencyKey::parse)
+        .and_then(|key| IdempotencyKey::parse(key).ok())
         .map(Some)
         .ok_or_else(|| {
             Problem::invalid_header(
@@ -123,64 +126,56 @@ fn order_location(order: &Order) -> String {
     format!("/orders/{}", order.order_id)
 }
 
+/// Why POST /orders created no order, by what refused it.
+#[derive(Debug)]
+enum Refusal {
+    /// No identity, or not the scope.
+    Caller(Problem),
+    /// The request is malformed.
+    Request(Problem),
+    Order(CreateOrderError),
+}
+
+impl Refusal {
+    /// The `reason` dimension of `OrdersRefused`; `None` when the fault is the service's.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Caller(_) => Some("unauthorized"),
+            Refusal::Request(_) => Some("validation"),
+            Refusal::Order(e) => e.refusal_reason(),
+        }
+    }
+}
+
+impl From<Refusal> for Problem {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Caller(problem) | Refusal::Request(problem) => problem,
+            Refusal::Order(e) => e.into(),
+        }
+    }
+}
+
 /// POST /orders, counting each order created or refused (by reason).
 pub async fn create<S: OrderWriter>(
     deps: &CreateOrderDeps<S>,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
-    use crate::metrics::{Unit, names};
-    let result = create_order_response(deps, req).await;
-    let refused = |reason: &str| {
-        deps.metrics.add_with(
-            names::ORDERS_REFUSED,
-            Unit::Count,
-            1.0,
-            &[("reason", reason)],
-        )
+    let outcome = place(deps, &req).await;
+    let refused = |reason| {
+        deps.metrics
+            .add_with(ORDERS_REFUSED, Unit::Count, 1.0, &[("reason", reason)])
     };
-    match &result {
-        Ok(response) if response.headers().contains_key(IDEMPOTENT_REPLAYED) => {
-            refused("idempotent-replay")
+    match &outcome {
+        Ok(Created::New(_)) => deps.metrics.add(ORDERS_CREATED, Unit::Count, 1.0),
+        Ok(Created::Replayed(_)) => refused("idempotent-replay"),
+        Err(refusal) => {
+            if let Some(reason) = refusal.reason() {
+                refused(reason);
+            }
         }
-        Ok(_) => deps.metrics.add(names::ORDERS_CREATED, Unit::Count, 1.0),
-        Err(problem) if problem.status.is_server_error() => {}
-        Err(problem) => refused(refusal_reason(problem.slug)),
     }
-    result
-}
-
-/// The `reason` dimension of a refused order: a few stable values, whatever the problem kind.
-fn refusal_reason(slug: &str) -> &'static str {
-    match slug {
-        "insufficient-stock" => "insufficient-stock",
-        "product-not-found" => "unknown-product",
-        "quota-exceeded" => "quota",
-        "validation-failed" | "malformed-json" | "unsupported-media-type" | "payload-too-large" => {
-            "validation"
-        }
-        "unauthorized" | "insufficient-scope" => "unauthorized",
-        _ => "other",
-    }
-}
-
-async fn create_order_response<S: OrderWriter>(
-    deps: &CreateOrderDeps<S>,
-    req: Request,
-) -> Result<Response<Body>, Problem> {
-    let caller = Caller::with_scope(&req, SCOPE_ORDERS_WRITE)?;
-    let body = json_body(&req)?;
-    let lines = parse_order_lines(body)?;
-    let idempotency_key = idempotency_key(&req)?;
-    let request = CreateOrder {
-        user: caller.user,
-        lines,
-        idempotency_key,
-        trace: xray_trace(&req),
-    };
-    let created = create_order(deps, &request, Utc::now())
-        .await
-        .map_err(create_problem)?;
-    let (order, replayed) = match created {
+    let (order, replayed) = match outcome? {
         Created::New(order) => (order, false),
         Created::Replayed(order) => (order, true),
     };
@@ -196,81 +191,37 @@ async fn create_order_response<S: OrderWriter>(
     Ok(response)
 }
 
-fn create_problem(failure: CreateOrderFailure) -> Problem {
-    match failure {
-        CreateOrderFailure::UnknownProduct(id) => Problem::product_not_found(id.as_str()),
-        CreateOrderFailure::InsufficientStock {
-            product,
-            requested,
-            available,
-        } => Problem::new(
-            StatusCode::CONFLICT,
-            "insufficient-stock",
-            "Insufficient stock",
-            format!(
-                "product {product} has {available} left, {} requested",
-                requested.get()
-            ),
-        )
-        .with("productId", product.as_str())
-        .with("requested", requested.get())
-        .with("available", available.max(0)),
-        CreateOrderFailure::PriceChanged(product) => Problem::new(
-            StatusCode::CONFLICT,
-            "price-changed",
-            "Price changed",
-            format!("the price of product {product} changed while the order was placed; retry"),
-        )
-        .with("productId", product.as_str()),
-        CreateOrderFailure::MixedCurrencies(a, b) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "currency-mismatch",
-            "Currency mismatch",
-            format!("the lines of one order must share one currency ({a} and {b} given)"),
-        ),
-        CreateOrderFailure::Unpriceable(e) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "total-out-of-range",
-            "Total out of range",
-            e.to_string(),
-        ),
-        CreateOrderFailure::IdempotencyKeyReused => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency key reused",
-            "this Idempotency-Key was used before with a different request",
-        ),
-        CreateOrderFailure::QuotaExceeded {
-            limit,
-            retry_after_secs,
-        } => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "quota-exceeded",
-            "Too many orders",
-            format!("at most {limit} orders a minute"),
-        )
-        .with("limit", limit)
-        .with_header(header::RETRY_AFTER, retry_after_secs),
-        CreateOrderFailure::Busy { attempts } => {
-            Problem::unavailable(1).with_internal(format!("gave up after {attempts} attempts"))
-        }
-        CreateOrderFailure::Store(e) => e.into(),
-    }
+async fn place<S: OrderWriter>(
+    deps: &CreateOrderDeps<S>,
+    req: &Request,
+) -> Result<Created, Refusal> {
+    let caller = Caller::<UserId>::with_scope(req, SCOPE_ORDERS_WRITE).map_err(Refusal::Caller)?;
+    let request = CreateOrder {
+        user: caller.user,
+        lines: json_body(req)
+            .and_then(parse_order_lines)
+            .map_err(Refusal::Request)?,
+        idempotency_key: idempotency_key(req).map_err(Refusal::Request)?,
+        trace: xray_trace(req),
+    };
+    create_order(deps, &request, Utc::now())
+        .await
+        .map_err(Refusal::Order)
 }
 
 /// GET /orders/{orderId}: the order, for its owner only; anyone else gets the same 404 as for an
 /// unknown id.
 pub async fn get<S: OrderReader>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
-    let caller = Caller::with_scope(&req, SCOPE_ORDERS_READ)?;
+    let caller = Caller::<UserId>::with_scope(&req, SCOPE_ORDERS_READ)?;
     let id = path_param(&req, "orderId")
         .and_then(|raw| OrderId::parse(&raw))
-        .ok_or_else(Problem::order_not_found)?;
+        .ok_or_else(order_not_found)?;
     tracing::Span::current().record("order_id", id.to_string());
     match store.order(id).await? {
         Some(stored) if stored.order.user_id == caller.user => {
             json_response(StatusCode::OK, &stored.order)
         }
-        _ => Err(Problem::order_not_found()),
+        _ => Err(order_not_found()),
     }
 }
 
@@ -280,26 +231,18 @@ pub async fn cancel<S: OrderCanceller>(
     deps: &CancelOrderDeps<S>,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
-    let caller = Caller::with_scope(&req, SCOPE_ORDERS_WRITE)?;
+    let caller = Caller::<UserId>::with_scope(&req, SCOPE_ORDERS_WRITE)?;
     let id = path_param(&req, "orderId")
         .and_then(|raw| OrderId::parse(&raw))
-        .ok_or_else(Problem::order_not_found)?;
+        .ok_or_else(order_not_found)?;
     tracing::Span::current().record("order_id", id.to_string());
     let trace = xray_trace(&req);
-    let order = match cancel_order(deps, &caller.user, id, trace.as_deref(), Utc::now()).await {
-        Ok(Cancelled::Now(order)) => order,
-        Ok(Cancelled::Already(order)) => {
+    let order = match cancel_order(deps, &caller.user, id, trace.as_deref(), Utc::now()).await? {
+        Cancelled::Now(order) => order,
+        Cancelled::Already(order) => {
             tracing::info!("the order was already cancelled; nothing changed");
             order
         }
-        Err(CancelFailure::NotFound) => return Err(Problem::order_not_found()),
-        Err(CancelFailure::Busy { attempts }) => {
-            return Err(
-                Problem::unavailable(1).with_internal(format!("gave up after {attempts} attempts"))
-            );
-        }
-        Err(CancelFailure::Cancel(e)) => return Err(Problem::internal(e)),
-        Err(CancelFailure::Store(e)) => return Err(e.into()),
     };
     json_response(StatusCode::OK, &order)
 }
@@ -313,7 +256,7 @@ struct OrderList {
 
 /// GET /orders: the caller's orders, newest first.
 pub async fn list<S: OrderReader>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
-    let caller = Caller::with_scope(&req, SCOPE_ORDERS_READ)?;
+    let caller = Caller::<UserId>::with_scope(&req, SCOPE_ORDERS_READ)?;
     let mut errors = Vec::new();
     let limit = match query_param(&req, "limit") {
         None => DEFAULT_PAGE,

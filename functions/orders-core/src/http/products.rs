@@ -4,12 +4,13 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Caller, FieldError, Problem, SCOPE_PRODUCTS_WRITE, from_json, json_body, json_response,
-    path_param,
+use platform::http::{
+    Caller, FieldError, Problem, from_json, json_body, json_response, path_param,
 };
-use crate::domain::{Money, Product, ProductId, ProductName, RawMoney, Stock};
-use crate::store::Catalogue;
+
+use super::{SCOPE_PRODUCTS_WRITE, product_not_found};
+use crate::domain::{Money, Product, ProductId, ProductName, RawMoney, Stock, UserId};
+use crate::service::ports::{ReadProduct, WriteProduct};
 
 /// A product as the API shows it.
 #[derive(Debug, Serialize)]
@@ -37,33 +38,33 @@ impl<'a> From<&'a Product> for ProductView<'a> {
 struct ProductBody {
     name: String,
     price: MoneyBody,
-    #[serde(deserialize_with = "super::whole_number")]
+    #[serde(deserialize_with = "platform::http::whole_number")]
     stock: i64,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MoneyBody {
-    #[serde(deserialize_with = "super::whole_number")]
+    #[serde(deserialize_with = "platform::http::whole_number")]
     amount: i64,
     currency: String,
 }
 
 /// GET /products/{productId}: needs no token.
-pub async fn get<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
+pub async fn get<S: ReadProduct>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
     let raw = path_param(&req, "productId").unwrap_or_default();
     let Ok(id) = ProductId::parse(&raw) else {
-        return Err(Problem::product_not_found(&raw));
+        return Err(product_not_found(&raw));
     };
     match store.product(&id).await? {
         Some(product) => json_response(StatusCode::OK, &ProductView::from(&product)),
-        None => Err(Problem::product_not_found(id.as_str())),
+        None => Err(product_not_found(id.as_str())),
     }
 }
 
 /// PUT /products/{productId}: creates (201) or replaces (200) a product.
-pub async fn put<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
-    Caller::with_scope(&req, SCOPE_PRODUCTS_WRITE)?;
+pub async fn put<S: WriteProduct>(store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    Caller::<UserId>::with_scope(&req, SCOPE_PRODUCTS_WRITE)?;
     let raw_id = path_param(&req, "productId").unwrap_or_default();
     let body: ProductBody = from_json(json_body(&req)?, "")?;
     let mut errors = Vec::new();

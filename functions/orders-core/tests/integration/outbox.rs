@@ -6,12 +6,15 @@ use std::sync::Mutex;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
-use orders_core::consumer::{SqsEvent, consume};
-use orders_core::domain::OrderId;
-use orders_core::events::{CloudEvent, EventType};
-use orders_core::metrics::Metrics;
-use orders_core::relay::{Outgoing, PublishError, Publisher, StreamEvent, relay};
-use orders_core::store::{Applied, DynamoStore, EventInbox, StoreError};
+use orders_core::consumer::consume;
+use orders_core::domain::{OrderId, OrderStatus};
+use orders_core::events::{OrderEvent, OrderEventType, OrderOutbox};
+use orders_core::service::ApplyError;
+use orders_core::service::ports::EventInbox;
+use orders_core::store::{DynamoStore, StoreError};
+use platform::consumer::{Applied, SqsEvent};
+use platform::metrics::Metrics;
+use platform::relay::{Outgoing, PublishError, Publisher, StreamEvent, relay};
 use serde_json::Value;
 
 use crate::support::*;
@@ -81,7 +84,7 @@ impl Publisher for Recorder {
 async fn the_relay_fixture_relays_only_its_insert() {
     let event: StreamEvent = serde_json::from_value(fixture("outbox-relay.json")).unwrap();
     let recorder = Recorder::default();
-    let response = relay(&recorder, &Metrics::discard(), event).await;
+    let response = relay::<OrderOutbox, _>(&recorder, &Metrics::discard(), event).await;
     assert!(response.batch_item_failures.is_empty());
     let sent = recorder.0.lock().unwrap();
     assert_eq!(
@@ -91,8 +94,8 @@ async fn the_relay_fixture_relays_only_its_insert() {
     );
     assert_eq!(sent[0].event_id, "5d3c1e8a-2b9f-5c47-9a61-3e0d7b2f4c18");
     assert_eq!(sent[0].group_id, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
-    let body: CloudEvent = serde_json::from_str(&sent[0].body).unwrap();
-    assert_eq!(body.event_type, EventType::OrderCreated);
+    let body: OrderEvent = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(body.event_type, OrderEventType::OrderCreated);
 }
 
 #[tokio::test]
@@ -180,7 +183,7 @@ async fn an_orders_trace_reaches_the_queue_as_its_aws_trace_header() {
 
 /// Sends through SQS, except the events it is told to refuse (as SQS refuses single entries).
 struct Refusing<'a> {
-    inner: orders_core::relay::SqsPublisher,
+    inner: platform::relay::SqsPublisher,
     refuse: HashSet<String>,
     calls: &'a Mutex<Vec<Vec<String>>>,
 }
@@ -225,7 +228,7 @@ async fn a_refused_send_is_reported_by_its_sequence_number_and_nothing_later_is_
         refuse: HashSet::from([event_id(12)]),
         calls: &calls,
     };
-    let response = relay(&refusing, &app.metrics, batch.clone()).await;
+    let response = relay::<OrderOutbox, _>(&refusing, &app.metrics, batch.clone()).await;
     // THEN the relay reports that record's sequence number and makes no later call
     let reported: Vec<_> = response
         .batch_item_failures
@@ -308,7 +311,7 @@ async fn event_of(app: &TestApp, order_id: &str, event_type: &str) -> String {
         .into_iter()
         .find(|e| e["subject"] == order_id && e["type"] == event_type)
         .expect("the event is in the outbox");
-    let event: CloudEvent = serde_json::from_value(event).unwrap();
+    let event: OrderEvent = serde_json::from_value(event).unwrap();
     serde_json::to_string(&event).unwrap()
 }
 
@@ -464,7 +467,7 @@ impl Flaky<'_> {
         *n == 1
     }
 
-    fn count(&self, order_id: OrderId, applied: Applied) {
+    fn count(&self, order_id: OrderId, applied: Applied<OrderStatus>) {
         if applied == Applied::Done {
             *self
                 .applied
@@ -479,31 +482,29 @@ impl Flaky<'_> {
 impl EventInbox for Flaky<'_> {
     async fn confirm(
         &self,
-        event_id: &str,
         order_id: OrderId,
+        event: &OrderEvent,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<Applied<OrderStatus>, ApplyError> {
         let id = order_id.to_string();
         let first = self.first_time(order_id);
         if first && self.fail_before.contains(&id) {
-            return Err(StoreError::Transient);
+            return Err(StoreError::Transient.into());
         }
-        let applied = self.inner.confirm(event_id, order_id, at).await?;
+        let applied = self.inner.confirm(order_id, event, at).await?;
         self.count(order_id, applied);
         if first && self.fail_after.contains(&id) {
-            return Err(StoreError::Transient);
+            return Err(StoreError::Transient.into());
         }
         Ok(applied)
     }
 
     async fn record(
         &self,
-        event_id: &str,
-        t: EventType,
-        order_id: OrderId,
+        event: &OrderEvent,
         at: DateTime<Utc>,
-    ) -> Result<Applied, StoreError> {
-        self.inner.record(event_id, t, order_id, at).await
+    ) -> Result<Applied<OrderStatus>, ApplyError> {
+        self.inner.record(event, at).await
     }
 }
 

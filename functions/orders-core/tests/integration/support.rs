@@ -12,18 +12,19 @@ use lambda_http::{Body, Request, Response};
 use orders_core::config::{OrderSettings, Tables};
 use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
 use orders_core::http;
+use orders_core::service::ports::{EventInbox, OrderWriter, WriteProduct};
 use orders_core::service::{CreateOrderDeps, RetryPolicy};
-use orders_core::store::{Catalogue, DynamoStore};
+use orders_core::store::DynamoStore;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use orders_core::metrics::Metrics;
+use platform::metrics::Metrics;
 
 use devkit::mapping::{SqsDelivery, SqsMapping, StreamDelivery, StreamMapping};
 use orders_core::consumer::consume;
-use orders_core::relay::{Publisher, SqsPublisher, relay};
-use orders_core::store::EventInbox;
+use orders_core::events::OrderOutbox;
+use platform::relay::{Publisher, SqsPublisher, relay};
 
 /// A private set of the template's tables (DynamoDB Local) and queues (moto).
 pub struct TestApp {
@@ -48,14 +49,14 @@ impl TestApp {
             "the integration tests run against DynamoDB Local: run them with `make test` \
              (or infra/with-emulators.sh cargo test)"
         );
-        let config = orders_core::aws_config().await;
+        let config = platform::aws::config().await;
         let client = Client::new(&config);
         let template = Template::load_default().expect("template.yaml parses");
         let prefix = format!("t{}", &uuid_like()[..12]);
         let mut names = devkit::create_tables(&client, &template, &prefix)
             .await
             .expect("tables from template.yaml are created");
-        let sqs = orders_core::sqs_client(&config);
+        let sqs = platform::aws::sqs_client(&config);
         let queues = devkit::create_queues(&sqs, &template, &prefix)
             .await
             .expect("queues from template.yaml are created");
@@ -78,7 +79,7 @@ impl TestApp {
         let store = DynamoStore::new(client.clone(), tables);
         let emf = Arc::new(Mutex::new(Vec::new()));
         let lines = emf.clone();
-        let sink: orders_core::metrics::Sink =
+        let sink: platform::metrics::Sink =
             Arc::new(move |line: &str| lines.lock().unwrap().push(line.to_owned()));
         let metrics = Arc::new(Metrics::with_sink("Orders", "orders", sink));
         Self {
@@ -151,7 +152,9 @@ impl TestApp {
         for _ in 0..1000 {
             let delivery = mapping
                 .deliver_once(|event| async {
-                    Ok::<_, Infallible>(relay(publisher, &self.metrics, event).await)
+                    Ok::<_, Infallible>(
+                        relay::<OrderOutbox, _>(publisher, &self.metrics, event).await,
+                    )
                 })
                 .await
                 .expect("the stream can be read");
@@ -239,8 +242,7 @@ impl TestApp {
             .unwrap()
             .iter()
             .map(|line| {
-                orders_core::metrics::validate_emf(line)
-                    .unwrap_or_else(|e| panic!("invalid EMF ({e}): {line}"));
+                devkit::emf::validate(line).unwrap_or_else(|e| panic!("invalid EMF ({e}): {line}"));
                 serde_json::from_str(line).unwrap()
             })
             .collect()
@@ -496,7 +498,7 @@ impl Answer {
 async fn answer<F, Fut>(operation: &'static str, event: ApiEvent, handler: F) -> Answer
 where
     F: FnOnce(Request) -> Fut,
-    Fut: std::future::Future<Output = Result<Response<Body>, http::Problem>>,
+    Fut: std::future::Future<Output = Result<Response<Body>, platform::http::Problem>>,
 {
     Answer::from(
         http::serve(operation, event.request(), handler)
@@ -505,10 +507,7 @@ where
     )
 }
 
-pub async fn create(
-    deps: &CreateOrderDeps<impl orders_core::store::OrderWriter>,
-    event: ApiEvent,
-) -> Answer {
+pub async fn create(deps: &CreateOrderDeps<impl OrderWriter>, event: ApiEvent) -> Answer {
     answer("create-order", event, |req| http::orders::create(deps, req)).await
 }
 

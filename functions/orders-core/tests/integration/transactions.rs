@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use orders_core::domain::{OrderId, Product, ProductId};
-use orders_core::store::{CreateOrderError, NewOrder, OrderWriter, StoreError, StoredOrder};
+use orders_core::service::CreateOrderError;
+use orders_core::service::ports::{NewOrder, PlaceOrder, ReadOrder, ReadProducts, StoredOrder};
+use orders_core::store::StoreError;
 
 use crate::support::*;
 
@@ -197,7 +199,7 @@ struct RepricingStore<'a> {
     reads: AtomicU32,
 }
 
-impl OrderWriter for RepricingStore<'_> {
+impl ReadProducts for RepricingStore<'_> {
     async fn products(
         &self,
         ids: &[&ProductId],
@@ -209,13 +211,17 @@ impl OrderWriter for RepricingStore<'_> {
         }
         Ok(products)
     }
+}
 
-    async fn create_order(&self, new: &NewOrder<'_>) -> Result<(), CreateOrderError> {
-        self.inner.create_order(new).await
+impl PlaceOrder for RepricingStore<'_> {
+    async fn place_order(&self, new: &NewOrder<'_>) -> Result<(), CreateOrderError> {
+        self.inner.place_order(new).await
     }
+}
 
+impl ReadOrder for RepricingStore<'_> {
     async fn order(&self, id: OrderId) -> Result<Option<StoredOrder>, StoreError> {
-        OrderWriter::order(&self.inner, id).await
+        self.inner.order(id).await
     }
 }
 
@@ -227,7 +233,7 @@ struct ConflictingStore {
     attempts: AtomicU32,
 }
 
-impl OrderWriter for ConflictingStore {
+impl ReadProducts for ConflictingStore {
     async fn products(
         &self,
         ids: &[&ProductId],
@@ -235,16 +241,20 @@ impl OrderWriter for ConflictingStore {
     ) -> Result<HashMap<ProductId, Product>, StoreError> {
         self.inner.products(ids, consistent).await
     }
+}
 
-    async fn create_order(&self, new: &NewOrder<'_>) -> Result<(), CreateOrderError> {
+impl PlaceOrder for ConflictingStore {
+    async fn place_order(&self, new: &NewOrder<'_>) -> Result<(), CreateOrderError> {
         if self.attempts.fetch_add(1, Ordering::SeqCst) < self.conflicts {
-            return Err(CreateOrderError::Transient);
+            return Err(StoreError::Transient.into());
         }
-        self.inner.create_order(new).await
+        self.inner.place_order(new).await
     }
+}
 
+impl ReadOrder for ConflictingStore {
     async fn order(&self, id: OrderId) -> Result<Option<StoredOrder>, StoreError> {
-        OrderWriter::order(&self.inner, id).await
+        self.inner.order(id).await
     }
 }
 

@@ -1,7 +1,7 @@
-//! outbox-relay: the outbox table's stream → the order-events FIFO queue.
+//! The outbox relay: an outbox table's stream → an SQS FIFO queue.
 //!
-//! Records are relayed in stream order, up to ten to a `SendMessageBatch`, with the order id as
-//! `MessageGroupId` (order per order) and the event id as `MessageDeduplicationId` (a re-sent event
+//! Records are relayed in stream order, up to ten to a `SendMessageBatch`, with the event's subject (the
+//! order id) as `MessageGroupId` (order per order) and the event id as `MessageDeduplicationId` (a re-sent event
 //! is dropped by SQS within its 5-minute window). At the first record that cannot be sent the relay
 //! stops and reports that record's sequence number, so Lambda retries from exactly there.
 //!
@@ -11,14 +11,18 @@
 //! a later event of the order whose event failed.
 
 use std::future::Future;
+use std::marker::PhantomData;
 
 pub use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 pub use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_sqs::error::{BuildError, DisplayErrorContext};
 use aws_sdk_sqs::types::{
     MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
 };
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::events::CloudEvent;
+use crate::events::{CloudEvent, EventType};
 use crate::metrics::{Metrics, Unit, names};
 
 /// At most this many messages per SendMessageBatch (the SQS limit).
@@ -34,10 +38,22 @@ pub struct Outgoing {
     pub trace_header: Option<String>,
 }
 
+/// Why a batch could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("SQS request failed: {0}")]
-    Sqs(String),
+    #[error("SQS request failed: {}", DisplayErrorContext(.0.as_ref()))]
+    Sqs(Box<aws_sdk_sqs::Error>),
+    #[error("an SQS request could not be built: {0}")]
+    Build(#[from] BuildError),
+}
+
+impl<E, R> From<aws_sdk_sqs::error::SdkError<E, R>> for PublishError
+where
+    aws_sdk_sqs::Error: From<aws_sdk_sqs::error::SdkError<E, R>>,
+{
+    fn from(err: aws_sdk_sqs::error::SdkError<E, R>) -> Self {
+        PublishError::Sqs(Box::new(err.into()))
+    }
 }
 
 /// Where the relay sends events.
@@ -77,26 +93,22 @@ impl Publisher for SqsPublisher {
                     let value = MessageSystemAttributeValue::builder()
                         .data_type("String")
                         .string_value(header)
-                        .build()
-                        .map_err(|e| PublishError::Sqs(e.to_string()))?;
+                        .build()?;
                     entry = entry.message_system_attributes(
                         MessageSystemAttributeNameForSends::AwsTraceHeader,
                         value,
                     );
                 }
-                entry.build().map_err(|e| PublishError::Sqs(e.to_string()))
+                Ok(entry.build()?)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, PublishError>>()?;
         let out = self
             .client
             .send_message_batch()
             .queue_url(&self.queue_url)
             .set_entries(Some(entries))
             .send()
-            .await
-            .map_err(|e| {
-                PublishError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
-            })?;
+            .await?;
         let mut failed: Vec<usize> = out
             .failed
             .iter()
@@ -112,7 +124,7 @@ impl Publisher for SqsPublisher {
 
 /// Why a stream record could not be relayed.
 #[derive(Debug, thiserror::Error)]
-enum RecordError {
+pub enum RecordError {
     #[error("the record has no sequence number")]
     NoSequenceNumber,
     #[error("the new image is not an outbox event: {0}")]
@@ -121,33 +133,55 @@ enum RecordError {
     Encode(#[from] serde_json::Error),
 }
 
-fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError> {
-    let event: CloudEvent = serde_dynamo::from_item(record.change.new_image.clone())?;
-    Ok(Outgoing {
-        group_id: event.subject.clone(),
-        event_id: event.id.clone(),
-        body: serde_json::to_string(&event)?,
-        trace_header: event.xray_trace_header(),
-    })
+/// The events of one outbox: `relay::<Outbox<MyEventType, MyData>, _>`.
+pub struct Outbox<T, D>(PhantomData<fn() -> (T, D)>);
+
+/// What the relay needs to know of an outbox's events: how to read one from a stream record.
+pub trait OutboxEvents {
+    fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError>;
 }
 
-fn failure(sequence_number: &str) -> DynamoDbEventResponse {
-    let mut item = DynamoDbBatchItemFailure::default();
-    item.item_identifier = Some(sequence_number.to_owned());
-    let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures = vec![item];
-    response
+impl<T: EventType, D: Serialize + DeserializeOwned> OutboxEvents for Outbox<T, D> {
+    fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError> {
+        let event: CloudEvent<T, D> = serde_dynamo::from_item(record.change.new_image.clone())?;
+        Ok(Outgoing {
+            group_id: event.subject.clone(),
+            event_id: event.id.clone(),
+            body: serde_json::to_string(&event)?,
+            trace_header: event.xray_trace_header(),
+        })
+    }
 }
+
+/// Lambda retries the batch from this record's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RetryFrom(String);
 
 /// Relays one batch of stream records. Only INSERTs are relayed; MODIFY, REMOVE and TTL deletes
 /// (which DynamoDB Local shows as `UNKNOWN_TO_SDK_VERSION`) are skipped.
-pub async fn relay<P: Publisher>(
+pub async fn relay<E: OutboxEvents, P: Publisher>(
     publisher: &P,
     metrics: &Metrics,
     event: StreamEvent,
 ) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    if let Err(RetryFrom(sequence_number)) =
+        relay_records::<E, P>(publisher, metrics, &event.records).await
+    {
+        let mut item = DynamoDbBatchItemFailure::default();
+        item.item_identifier = Some(sequence_number);
+        response.batch_item_failures = vec![item];
+    }
+    response
+}
+
+async fn relay_records<E: OutboxEvents, P: Publisher>(
+    publisher: &P,
+    metrics: &Metrics,
+    records: &[EventRecord],
+) -> Result<(), RetryFrom> {
     let mut pending: Vec<(String, Outgoing)> = Vec::with_capacity(SQS_BATCH);
-    for record in &event.records {
+    for record in records {
         if record.event_name != "INSERT" {
             tracing::debug!(event_name = %record.event_name, "skipping a record that is not an INSERT");
             continue;
@@ -156,42 +190,34 @@ pub async fn relay<P: Publisher>(
             tracing::error!(error = %RecordError::NoSequenceNumber, event_id = %record.event_id, "cannot relay");
             continue;
         };
-        match outgoing(record) {
+        match E::outgoing(record) {
             Ok(out) => {
-                let same_order = pending.iter().any(|(_, p)| p.group_id == out.group_id);
-                if same_order && let Err(stop) = flush(publisher, metrics, &mut pending).await {
-                    return failure(&stop);
+                if pending.iter().any(|(_, p)| p.group_id == out.group_id) {
+                    flush(publisher, metrics, &mut pending).await?;
                 }
                 pending.push((seq, out));
             }
             Err(error) => {
                 // Send what came before, then hold the batch at the record that cannot be sent:
                 // Lambda retries it, bisects, and finally hands it to the on-failure destination.
-                if let Err(stop) = flush(publisher, metrics, &mut pending).await {
-                    return failure(&stop);
-                }
+                flush(publisher, metrics, &mut pending).await?;
                 tracing::error!(%error, sequence_number = %seq, "an outbox record cannot be relayed");
-                return failure(&seq);
+                return Err(RetryFrom(seq));
             }
         }
-        if pending.len() == SQS_BATCH
-            && let Err(stop) = flush(publisher, metrics, &mut pending).await
-        {
-            return failure(&stop);
+        if pending.len() == SQS_BATCH {
+            flush(publisher, metrics, &mut pending).await?;
         }
     }
-    match flush(publisher, metrics, &mut pending).await {
-        Ok(()) => DynamoDbEventResponse::default(),
-        Err(stop) => failure(&stop),
-    }
+    flush(publisher, metrics, &mut pending).await
 }
 
-/// Sends the pending events; on failure answers the sequence number to retry from.
+/// Sends the pending events; on failure answers the record to retry from.
 async fn flush<P: Publisher>(
     publisher: &P,
     metrics: &Metrics,
     pending: &mut Vec<(String, Outgoing)>,
-) -> Result<(), String> {
+) -> Result<(), RetryFrom> {
     if pending.is_empty() {
         return Ok(());
     }
@@ -215,7 +241,7 @@ async fn flush<P: Publisher>(
         );
     }
     let result = match first_failed {
-        Some(i) => Err(pending[i].0.clone()),
+        Some(i) => Err(RetryFrom(pending[i].0.clone())),
         None => Ok(()),
     };
     pending.clear();

@@ -139,25 +139,6 @@ impl Problem {
         )
     }
 
-    pub fn order_not_found() -> Self {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "order-not-found",
-            "Order not found",
-            "no such order",
-        )
-    }
-
-    pub fn product_not_found(product_id: &str) -> Self {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "product-not-found",
-            "Product not found",
-            format!("product {product_id} does not exist"),
-        )
-        .with("productId", product_id)
-    }
-
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = errors
             .first()
@@ -265,10 +246,10 @@ impl Problem {
     }
 }
 
-impl From<crate::store::StoreError> for Problem {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<crate::dynamo::StoreError> for Problem {
+    fn from(e: crate::dynamo::StoreError) -> Self {
         match e {
-            crate::store::StoreError::Transient => Problem::unavailable(1).with_internal(e),
+            crate::dynamo::StoreError::Transient => Problem::unavailable(1).with_internal(e),
             other => Problem::internal(other),
         }
     }

@@ -1,0 +1,228 @@
+//! Placing an order: price it from the catalogue, then commit it in one transaction.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use platform::dynamo::StoreError;
+use platform::metrics::{Metrics, Unit, names};
+use platform::retry::RetryPolicy;
+use sha2::{Digest, Sha256};
+
+use super::ports::{NewOrder, OrderWriter, StoredOrder};
+use crate::domain::{
+    Currency, DomainError, IdempotencyKey, Order, OrderId, OrderLines, PricingError, ProductId,
+    Quantity, UserId,
+};
+use crate::events::{OrderEventType, order_event};
+
+/// Everything create-order needs, built once at init.
+#[derive(Debug, Clone)]
+pub struct CreateOrderDeps<S> {
+    pub store: S,
+    pub orders_per_minute: u32,
+    pub event_source: String,
+    pub retry: RetryPolicy,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A create request after validation.
+#[derive(Debug, Clone)]
+pub struct CreateOrder {
+    pub user: UserId,
+    pub lines: OrderLines,
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// The X-Ray trace header of the invocation, carried into the event.
+    pub trace: Option<String>,
+}
+
+/// What a create request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new order was committed.
+    New(Order),
+    /// The same request was made before with this idempotency key: its order, as first answered.
+    Replayed(Order),
+}
+
+/// Why no order was created: the one outcome the store, the use case and the HTTP mapping share.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateOrderError {
+    #[error("product {0} does not exist")]
+    UnknownProduct(ProductId),
+    #[error("product {product} has {available} left, {requested} requested")]
+    InsufficientStock {
+        product: ProductId,
+        requested: Quantity,
+        available: i64,
+    },
+    #[error("the lines of one order must share one currency ({0} and {1} given)")]
+    MixedCurrencies(Currency, Currency),
+    #[error("the price of product {0} changed since it was read")]
+    PriceChanged(ProductId),
+    #[error("the order total is out of range: {0}")]
+    Unpriceable(DomainError),
+    #[error("the idempotency key was used before with a different request")]
+    IdempotencyKeyReused,
+    #[error("at most {limit} orders a minute")]
+    QuotaExceeded { limit: u32, retry_after_secs: u32 },
+    /// The store found an order with this id (the use case answers it as a replay).
+    #[error("an order with this id already exists")]
+    OrderExists,
+    #[error("the database stayed busy after {attempts} attempts")]
+    Busy { attempts: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<PricingError> for CreateOrderError {
+    fn from(e: PricingError) -> Self {
+        match e {
+            PricingError::UnknownProduct(id) => CreateOrderError::UnknownProduct(id),
+            PricingError::MixedCurrencies(a, b) => CreateOrderError::MixedCurrencies(a, b),
+            PricingError::Domain(e) => CreateOrderError::Unpriceable(e),
+        }
+    }
+}
+
+impl CreateOrderError {
+    /// The `reason` dimension of a refused order: a few stable values; `None` for the failures
+    /// that are the service's, not the request's.
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            CreateOrderError::InsufficientStock { .. } => Some("insufficient-stock"),
+            CreateOrderError::UnknownProduct(_) => Some("unknown-product"),
+            CreateOrderError::QuotaExceeded { .. } => Some("quota"),
+            CreateOrderError::MixedCurrencies(..)
+            | CreateOrderError::PriceChanged(_)
+            | CreateOrderError::Unpriceable(_)
+            | CreateOrderError::IdempotencyKeyReused
+            | CreateOrderError::OrderExists => Some("other"),
+            CreateOrderError::Busy { .. } | CreateOrderError::Store(_) => None,
+        }
+    }
+}
+
+/// The hash of what was asked, stored with an idempotent order to recognise a reused key.
+pub fn request_hash(lines: &OrderLines) -> String {
+    let digest = Sha256::digest(lines.canonical().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates an order: prices it from the catalogue, then commits it in one transaction.
+pub async fn create_order<S: OrderWriter>(
+    deps: &CreateOrderDeps<S>,
+    request: &CreateOrder,
+    now: DateTime<Utc>,
+) -> Result<Created, CreateOrderError> {
+    let (order_id, hash) = match &request.idempotency_key {
+        Some(key) => (
+            OrderId::from_idempotency_key(&request.user, key),
+            Some(request_hash(&request.lines)),
+        ),
+        None => (OrderId::new_random(), None),
+    };
+    if hash.is_some()
+        && let Some(existing) = deps.store.order(order_id).await?
+    {
+        return replay(existing, &request.user, hash.as_deref());
+    }
+
+    let ids: Vec<&ProductId> = request.lines.product_ids().collect();
+    let mut price_rechecked = false;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let products = deps.store.products(&ids, price_rechecked).await?;
+        let order = Order::price(order_id, request.user.clone(), &request.lines, now, |id| {
+            products.get(id).map(|p| p.price)
+        })?;
+        let event = order_event(
+            OrderEventType::OrderCreated,
+            &deps.event_source,
+            &order,
+            now,
+        )
+        .traced(request.trace.as_deref());
+        let new = NewOrder {
+            order: &order,
+            request_hash: hash.as_deref(),
+            event: &event,
+            orders_per_minute: deps.orders_per_minute,
+        };
+        match deps.store.place_order(&new).await {
+            Ok(()) => return Ok(Created::New(order)),
+            Err(CreateOrderError::OrderExists) => {
+                // A concurrent request with the same key won the race; answer what it created.
+                return match deps.store.order(order_id).await? {
+                    Some(existing) => replay(existing, &request.user, hash.as_deref()),
+                    None => Err(CreateOrderError::Busy { attempts: attempt }),
+                };
+            }
+            Err(CreateOrderError::PriceChanged(_)) if !price_rechecked => {
+                tracing::info!("a price changed since it was read; re-reading once");
+                price_rechecked = true;
+            }
+            Err(CreateOrderError::Store(StoreError::Transient)) => {
+                if attempt >= deps.retry.max_attempts {
+                    return Err(CreateOrderError::Busy { attempts: attempt });
+                }
+                deps.metrics
+                    .add(names::TRANSACTION_RETRIES, Unit::Count, 1.0);
+                let pause = deps.retry.delay(attempt - 1);
+                tracing::warn!(
+                    attempt,
+                    pause_ms = pause.as_millis() as u64,
+                    "transaction conflict or throttling; retrying"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            Err(refused) => return Err(refused),
+        }
+    }
+}
+
+fn replay(
+    existing: StoredOrder,
+    user: &UserId,
+    hash: Option<&str>,
+) -> Result<Created, CreateOrderError> {
+    if &existing.order.user_id == user && existing.request_hash.as_deref() == hash {
+        Ok(Created::Replayed(existing.order.as_created()))
+    } else {
+        Err(CreateOrderError::IdempotencyKeyReused)
+    }
+}
+
+/// Seconds until the next minute starts (when a per-minute quota frees up).
+pub(crate) fn seconds_to_next_minute(now: DateTime<Utc>) -> u32 {
+    use chrono::Timelike;
+    60 - now.second().min(59)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_retry_after_points_at_the_next_minute() {
+        let t = DateTime::parse_from_rfc3339("2026-11-24T10:00:45Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(seconds_to_next_minute(t), 15);
+    }
+
+    #[test]
+    fn only_the_requests_failures_are_refusals() {
+        let busy = CreateOrderError::Busy { attempts: 4 };
+        assert_eq!(busy.refusal_reason(), None);
+        assert_eq!(
+            CreateOrderError::Store(StoreError::Transient).refusal_reason(),
+            None
+        );
+        let quota = CreateOrderError::QuotaExceeded {
+            limit: 10,
+            retry_after_secs: 5,
+        };
+        assert_eq!(quota.refusal_reason(), Some("quota"));
+    }
+}

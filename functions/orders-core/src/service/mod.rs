@@ -1,0 +1,16 @@
+//! Use cases: what happens between a validated request (or event) and the store, independent of
+//! HTTP and of DynamoDB. Each returns one typed outcome, which `crate::http` maps to a problem
+//! once and the metrics read as it is.
+
+mod apply;
+mod cancel;
+mod create;
+pub mod ports;
+
+pub use apply::{ApplyError, apply};
+pub use cancel::{CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
+pub(crate) use create::seconds_to_next_minute;
+pub use create::{
+    CreateOrder, CreateOrderDeps, CreateOrderError, Created, create_order, request_hash,
+};
+pub use platform::retry::RetryPolicy;

@@ -1,0 +1,142 @@
+//! What the use cases need of the database, as small traits: a use case names exactly the
+//! operations it may do (the least privilege its function's IAM policy states too), and each
+//! operation is written once. `crate::store::DynamoStore` implements them all.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use platform::consumer::Applied;
+use platform::dynamo::StoreError;
+
+use super::{ApplyError, CancelOrderError, CreateOrderError};
+use crate::domain::{Order, OrderId, OrderStatus, Product, ProductId, UserId};
+use crate::events::OrderEvent;
+
+/// An order as stored, with the hash of the request that created it (when an idempotency key was given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    pub order: Order,
+    pub request_hash: Option<String>,
+}
+
+/// Everything the order transaction writes.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    pub order: &'a Order,
+    pub request_hash: Option<&'a str>,
+    pub event: &'a OrderEvent,
+    /// The per-user, per-minute order limit checked and counted in the same transaction.
+    pub orders_per_minute: u32,
+}
+
+/// One page of a user's orders, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub next: Option<PageKey>,
+}
+
+/// Where the next page of a user's orders starts (the last order of this page).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PageKey {
+    #[serde(rename = "o")]
+    pub order_id: OrderId,
+    #[serde(rename = "c")]
+    pub created_at: String,
+}
+
+/// Reads one order (strongly consistent).
+pub trait ReadOrder: Send + Sync {
+    fn order(
+        &self,
+        id: OrderId,
+    ) -> impl Future<Output = Result<Option<StoredOrder>, StoreError>> + Send;
+}
+
+/// Lists a user's orders, newest first.
+pub trait ListOrders: Send + Sync {
+    fn orders_of(
+        &self,
+        user: &UserId,
+        limit: u32,
+        after: Option<&PageKey>,
+    ) -> impl Future<Output = Result<OrderPage, StoreError>> + Send;
+}
+
+/// Reads the products of an order (one BatchGetItem); unknown ids are absent from the map.
+pub trait ReadProducts: Send + Sync {
+    fn products(
+        &self,
+        ids: &[&ProductId],
+        consistent: bool,
+    ) -> impl Future<Output = Result<HashMap<ProductId, Product>, StoreError>> + Send;
+}
+
+/// The one transaction that writes an order, its stock decrements, its event and its quota count.
+pub trait PlaceOrder: Send + Sync {
+    fn place_order(
+        &self,
+        new: &NewOrder<'_>,
+    ) -> impl Future<Output = Result<(), CreateOrderError>> + Send;
+}
+
+/// One transaction: the order (still the caller's, still cancellable) becomes CANCELLED, every
+/// line's stock comes back, and the `order.cancelled` event is written.
+pub trait CancelOrder: Send + Sync {
+    fn cancel_order(
+        &self,
+        order: &Order,
+        event: &OrderEvent,
+    ) -> impl Future<Output = Result<(), CancelOrderError>> + Send;
+}
+
+/// Reads one product.
+pub trait ReadProduct: Send + Sync {
+    fn product(
+        &self,
+        id: &ProductId,
+    ) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
+}
+
+/// Creates or replaces a product; answers whether it existed before.
+pub trait WriteProduct: Send + Sync {
+    fn put_product(
+        &self,
+        product: &Product,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The order-events consumer's effects, each written with the event id in the inbox.
+pub trait EventInbox: Send + Sync {
+    /// CREATED → CONFIRMED (the order the event's subject names), together with the event id.
+    fn confirm(
+        &self,
+        order_id: OrderId,
+        event: &OrderEvent,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Applied<OrderStatus>, ApplyError>> + Send;
+
+    /// Records an event whose only effect is being recorded.
+    fn record(
+        &self,
+        event: &OrderEvent,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Applied<OrderStatus>, ApplyError>> + Send;
+}
+
+/// What create-order may do.
+pub trait OrderWriter: ReadOrder + ReadProducts + PlaceOrder {}
+impl<T: ReadOrder + ReadProducts + PlaceOrder> OrderWriter for T {}
+
+/// What cancel-order may do.
+pub trait OrderCanceller: ReadOrder + CancelOrder {}
+impl<T: ReadOrder + CancelOrder> OrderCanceller for T {}
+
+/// What the order-reading functions may do.
+pub trait OrderReader: ReadOrder + ListOrders {}
+impl<T: ReadOrder + ListOrders> OrderReader for T {}
+
+/// What the catalogue functions may do.
+pub trait Catalogue: ReadProduct + WriteProduct {}
+impl<T: ReadProduct + WriteProduct> Catalogue for T {}

@@ -1,0 +1,88 @@
+//! The items of the products and orders tables, and how they are read back.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use platform::dynamo::{StoreError, decode};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Currency, Money, Product, ProductId, ProductName, Stock, UserId};
+use crate::service::ports::StoredOrder;
+
+pub(super) const PRODUCTS: &str = "products";
+pub(super) const ORDERS: &str = "orders";
+
+/// The products table's item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ProductItem {
+    product_id: ProductId,
+    name: ProductName,
+    price_amount: i64,
+    currency: Currency,
+    stock: i64,
+}
+
+impl ProductItem {
+    pub(super) fn from_product(p: &Product) -> Self {
+        Self {
+            product_id: p.id.clone(),
+            name: p.name.clone(),
+            price_amount: p.price.amount(),
+            currency: p.price.currency(),
+            stock: p.stock.get(),
+        }
+    }
+}
+
+/// A product item, decoded and checked against the domain's rules.
+pub(super) fn decode_product(item: HashMap<String, AttributeValue>) -> Result<Product, StoreError> {
+    let raw: ProductItem = decode(PRODUCTS, item)?;
+    let corrupt = |e: crate::domain::DomainError| StoreError::Corrupt {
+        table: PRODUCTS,
+        source: serde::de::Error::custom(e),
+    };
+    Ok(Product {
+        id: raw.product_id,
+        name: raw.name,
+        price: Money::new(raw.price_amount, raw.currency).map_err(corrupt)?,
+        stock: Stock::on_hand(raw.stock).map_err(corrupt)?,
+    })
+}
+
+/// What a product was when an order line's condition failed: its stock and price.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StockAndPrice {
+    #[serde(default)]
+    pub stock: i64,
+    pub price_amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+impl StockAndPrice {
+    pub(super) fn priced_at(&self, price: Money) -> bool {
+        self.price_amount == Some(price.amount())
+            && self.currency.as_deref() == Some(price.currency().as_str())
+    }
+}
+
+/// An order item: the order's own attributes, and the request hash of an idempotent create.
+pub(super) fn decode_order(
+    mut item: HashMap<String, AttributeValue>,
+) -> Result<StoredOrder, StoreError> {
+    let request_hash = match item.remove("requestHash") {
+        Some(AttributeValue::S(hash)) => Some(hash),
+        _ => None,
+    };
+    Ok(StoredOrder {
+        order: decode(ORDERS, item)?,
+        request_hash,
+    })
+}
+
+/// The key of a user's per-minute order counter, kept in the orders table.
+pub(super) fn quota_key(user: &UserId, at: DateTime<Utc>) -> String {
+    format!("quota#{}#{}", at.format("%Y%m%dT%H%M"), user.as_str())
+}

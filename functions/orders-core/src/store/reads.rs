@@ -1,0 +1,135 @@
+//! The reads: one order, a user's orders, and the products of an order.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+use platform::dynamo::{StoreError, s};
+use platform::events::rfc3339_millis;
+
+use super::DynamoStore;
+use super::items::{decode_order, decode_product};
+use crate::domain::{OrderId, Product, ProductId, UserId};
+use crate::service::ports::{
+    ListOrders, OrderPage, PageKey, ReadOrder, ReadProduct, ReadProducts, StoredOrder,
+};
+
+/// Name of the GSI that lists a user's orders newest first.
+pub const ORDERS_BY_USER_INDEX: &str = "byUser";
+
+impl ReadOrder for DynamoStore {
+    async fn order(&self, id: OrderId) -> Result<Option<StoredOrder>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.orders)
+            .key("orderId", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(decode_order).transpose()
+    }
+}
+
+impl ListOrders for DynamoStore {
+    async fn orders_of(
+        &self,
+        user: &UserId,
+        limit: u32,
+        after: Option<&PageKey>,
+    ) -> Result<OrderPage, StoreError> {
+        let start = after.map(|key| {
+            HashMap::from([
+                ("orderId".to_owned(), s(key.order_id.to_string())),
+                ("userId".to_owned(), s(user.as_str())),
+                ("createdAt".to_owned(), s(key.created_at.clone())),
+            ])
+        });
+        // One more than asked: if it comes back, there is a next page.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.orders)
+            .index_name(ORDERS_BY_USER_INDEX)
+            .key_condition_expression("userId = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        let mut orders = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| decode_order(item).map(|stored| stored.order))
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = limit as usize;
+        let more = orders.len() > limit || out.last_evaluated_key.is_some();
+        orders.truncate(limit);
+        let next = match orders.last() {
+            Some(last) if more => Some(PageKey {
+                order_id: last.order_id,
+                created_at: rfc3339_millis::format(&last.created_at),
+            }),
+            _ => None,
+        };
+        Ok(OrderPage { orders, next })
+    }
+}
+
+impl ReadProducts for DynamoStore {
+    async fn products(
+        &self,
+        ids: &[&ProductId],
+        consistent: bool,
+    ) -> Result<HashMap<ProductId, Product>, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| HashMap::from([("productId".to_owned(), s(id.as_str()))]))
+            .collect::<Vec<_>>();
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(consistent)
+            .build()?;
+        let mut found = HashMap::with_capacity(ids.len());
+        // BatchGetItem may answer part of the keys; ask again for the rest (bounded: 25 keys at most).
+        for _ in 0..5 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.tables.products, request)
+                .send()
+                .await?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.tables.products)
+                .unwrap_or_default()
+            {
+                let product = decode_product(item)?;
+                found.insert(product.id.clone(), product);
+            }
+            match out
+                .unprocessed_keys
+                .and_then(|mut rest| rest.remove(&self.tables.products))
+            {
+                Some(rest) if !rest.keys.is_empty() => request = rest,
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Transient)
+    }
+}
+
+impl ReadProduct for DynamoStore {
+    async fn product(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.products)
+            .key("productId", s(id.as_str()))
+            .send()
+            .await?;
+        out.item.map(decode_product).transpose()
+    }
+}

@@ -1,0 +1,18 @@
+//! The shop's vocabulary and its invariants: identifiers, quantities, money, products and orders.
+//!
+//! Nothing here knows about AWS, HTTP or I/O; every value that exists has already been validated.
+//! `cargo test -p orders-domain` needs no emulator and builds in seconds.
+
+mod error;
+mod ids;
+mod money;
+mod order;
+mod product;
+pub mod rfc3339_millis;
+mod text;
+
+pub use error::DomainError;
+pub use ids::{IdempotencyKey, OrderId, ProductId, UserId};
+pub use money::{Currency, Money, RawMoney};
+pub use order::{LineRequest, Order, OrderLine, OrderLines, OrderStatus, PricingError, Quantity};
+pub use product::{Product, ProductName, Stock};

@@ -1,0 +1,107 @@
+//! Products of the catalogue: name, price and the stock on hand.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+use crate::ids::ProductId;
+use crate::money::Money;
+use crate::text::text_value;
+
+/// A product of the catalogue with its current price and stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: ProductName,
+    pub price: Money,
+    pub stock: Stock,
+}
+
+text_value!(
+    /// A product's display name: 1–200 characters, no control characters, trimmed.
+    ProductName
+);
+
+impl ProductName {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let trimmed = raw.trim();
+        let count = trimmed.chars().count();
+        if (1..=200).contains(&count) && !trimmed.chars().any(char::is_control) {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(DomainError::InvalidProductName)
+        }
+    }
+}
+
+/// Units of a product on hand; never negative.
+///
+/// Stock is *set* (PUT /products) to at most [`Stock::MAX`], but what cancellations give back may
+/// take it above that: a stored stock is valid whenever it is not negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Stock(i64);
+
+impl Stock {
+    /// The most a product's stock may be set to.
+    pub const MAX: i64 = 1_000_000_000;
+
+    /// A stock level as set by a user: 0..=[`Stock::MAX`].
+    pub fn new(value: i64) -> Result<Self, DomainError> {
+        if (0..=Self::MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(DomainError::StockOutOfRange)
+        }
+    }
+
+    /// A stock level as stored: any non-negative count.
+    pub fn on_hand(value: i64) -> Result<Self, DomainError> {
+        if value >= 0 {
+            Ok(Self(value))
+        } else {
+            Err(DomainError::StockOutOfRange)
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Stock {
+    type Error = DomainError;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Self::on_hand(value)
+    }
+}
+
+impl From<Stock> for i64 {
+    fn from(s: Stock) -> Self {
+        s.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_is_set_within_bounds_but_held_above_them() {
+        assert!(Stock::new(Stock::MAX).is_ok());
+        assert!(Stock::new(Stock::MAX + 1).is_err());
+        assert!(Stock::new(-1).is_err());
+        assert_eq!(
+            Stock::on_hand(Stock::MAX + 5).unwrap().get(),
+            Stock::MAX + 5
+        );
+        assert!(Stock::on_hand(-1).is_err());
+    }
+
+    #[test]
+    fn product_names_are_trimmed_and_bounded() {
+        assert_eq!(ProductName::parse("  Mug ").unwrap().as_str(), "Mug");
+        assert!(ProductName::parse("   ").is_err());
+        assert!(ProductName::parse(&"n".repeat(201)).is_err());
+        assert!(ProductName::parse("bell\u{7}").is_err());
+    }
+}

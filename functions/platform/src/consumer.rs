@@ -1,0 +1,134 @@
+//! The inbox-guarded consumer loop: applies the events of a queue, one message at a time.
+//!
+//! Each message body is parsed here (not by the runtime), so one bad message fails alone. On a
+//! FIFO queue, the first failure stops the batch: it and every later message are reported, so
+//! nothing overtakes a failed event of the same group. The service's `apply` makes each event's
+//! effect happen once (its inbox record is written in the same transaction as the effect).
+
+use std::fmt::{Debug, Display};
+use std::future::Future;
+
+pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::events::{CloudEvent, EventType, SPEC_VERSION};
+use crate::metrics::{Metrics, Unit, names};
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied<S> {
+    /// The effect was applied now.
+    Done,
+    /// This event id was processed before: nothing changed.
+    Duplicate,
+    /// What the event is about was not in a state the event applies to (`S` says which state);
+    /// the event is recorded as processed and nothing else changes.
+    Skipped(S),
+}
+
+/// Why one message was not processed.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError<E> {
+    #[error("the message has no body")]
+    NoBody,
+    #[error("the body is not a CloudEvent this service reads: {0}")]
+    NotAnEvent(#[from] serde_json::Error),
+    #[error("unsupported CloudEvents specversion {0}")]
+    SpecVersion(String),
+    #[error(transparent)]
+    Apply(E),
+}
+
+/// Parses a message body as a CloudEvent of a known type.
+pub fn parse<T: EventType, D: DeserializeOwned, E>(
+    message: &SqsMessage,
+) -> Result<CloudEvent<T, D>, MessageError<E>> {
+    let body = message.body.as_deref().ok_or(MessageError::NoBody)?;
+    let event: CloudEvent<T, D> = serde_json::from_str(body)?;
+    if event.specversion != SPEC_VERSION {
+        return Err(MessageError::SpecVersion(event.specversion));
+    }
+    Ok(event)
+}
+
+fn is_fifo(message: &SqsMessage) -> bool {
+    message.attributes.contains_key("MessageGroupId")
+        || message
+            .event_source_arn
+            .as_deref()
+            .is_some_and(|arn| arn.ends_with(".fifo"))
+}
+
+/// Processes a batch with `apply` (one event, at a time); answers the messages to retry.
+pub async fn consume<T, D, S, E, F, Fut>(
+    metrics: &Metrics,
+    event: SqsEvent,
+    apply: F,
+) -> SqsBatchResponse
+where
+    T: EventType,
+    D: DeserializeOwned,
+    S: Debug,
+    E: Display,
+    F: Fn(CloudEvent<T, D>, DateTime<Utc>) -> Fut,
+    Fut: Future<Output = Result<Applied<S>, E>>,
+{
+    let mut failures = Vec::new();
+    let mut stopped = false;
+    for message in &event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        if stopped {
+            failures.push(id);
+            continue;
+        }
+        let span = tracing::info_span!(
+            "message",
+            message_id = %id,
+            event_id = tracing::field::Empty,
+            order_id = tracing::field::Empty,
+            xray_trace_id = message.attributes.get("AWSTraceHeader").map(String::as_str).unwrap_or(""),
+            receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or(""),
+        );
+        // Boxed: the SDK futures nest deeply, and one allocation per message keeps the handler's
+        // future type within the compiler's layout depth.
+        let result = Box::pin(async {
+            let event: CloudEvent<T, D> = parse(message)?;
+            let span = tracing::Span::current();
+            span.record("event_id", event.id.as_str());
+            span.record("order_id", event.subject.as_str());
+            if !message.attributes.contains_key("AWSTraceHeader")
+                && let Some(header) = event.xray_trace_header()
+            {
+                span.record("xray_trace_id", header.as_str());
+            }
+            let (event_type, time) = (event.event_type, event.time);
+            let now = Utc::now();
+            let applied = apply(event, now).await.map_err(MessageError::Apply)?;
+            metrics.add(names::EVENTS_CONSUMED, Unit::Count, 1.0);
+            let age = (now - time).num_milliseconds().max(0);
+            metrics.add(names::EVENT_AGE, Unit::Milliseconds, age as f64);
+            tracing::info!(event_type = event_type.as_str(), outcome = ?applied, "event consumed");
+            Ok::<_, MessageError<E>>(())
+        }
+        .instrument(span.clone()))
+        .await;
+        if let Err(error) = result {
+            span.in_scope(|| tracing::error!(%error, "message failed"));
+            metrics.add(names::CONSUMER_FAILURES, Unit::Count, 1.0);
+            failures.push(id);
+            stopped = is_fifo(message);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
