@@ -2,19 +2,26 @@
 //! events for the route's function, after the JWT authorizer's checks, and the function's answer
 //! becomes the HTTP response — what API Gateway does between a client and Lambda.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription, ApiGatewayV2httpResponse,
+};
+use aws_lambda_events::encodings::Body as LambdaBody;
+use aws_lambda_events::query_map::QueryMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::console::Console;
 use crate::jwt;
@@ -37,46 +44,35 @@ impl ApiRoute {
 
     /// The path parameters if `path` matches this route's template.
     fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
-        let template: Vec<&str> = self.path.trim_matches('/').split('/').collect();
-        let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
-        if template.len() != actual.len() {
-            return None;
-        }
-        let mut params = BTreeMap::new();
-        for (t, a) in template.iter().zip(&actual) {
-            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                Some(name) if !a.is_empty() => {
-                    params.insert(name.to_owned(), percent_decode(a));
-                }
-                Some(_) => return None,
-                None if t == a => {}
-                None => return None,
-            }
-        }
-        Some(params)
+        match_path(&self.path, path)
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            )
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
+/// The path parameters if `path` matches `template` (`/orders/{orderId}`).
+fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let template: Vec<&str> = template.trim_matches('/').split('/').collect();
+    let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if template.len() != actual.len() {
+        return None;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut params = BTreeMap::new();
+    for (t, a) in template.iter().zip(&actual) {
+        match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(name) if !a.is_empty() => {
+                params.insert(name.to_owned(), percent_decode(a));
+            }
+            Some(_) => return None,
+            None if t == a => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// API Gateway in front of the functions.
@@ -171,13 +167,22 @@ impl Gateway {
             fastrand::u128(..) >> 32,
             fastrand::u64(..)
         );
-        let mut event = build_event(route, &parts, &body, params, authorizer, peer, request_id);
-        event["headers"]["x-amzn-trace-id"] = Value::String(trace.clone());
-        let payload = match route
-            .function
-            .invoke_traced(event.to_string().as_bytes(), Some(&trace))
-            .await
-        {
+        let mut event = build_event(
+            &route.route_key(),
+            &parts,
+            &body,
+            params,
+            authorizer,
+            peer,
+            request_id,
+        );
+        if let Ok(value) = HeaderValue::from_str(&trace) {
+            event.headers.insert("x-amzn-trace-id", value);
+        }
+        let Ok(event) = serde_json::to_vec(&event) else {
+            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        };
+        let payload = match route.function.invoke_traced(&event, Some(&trace)).await {
             Ok(payload) => payload,
             Err(e) => {
                 self.console.error(&e.to_string());
@@ -188,17 +193,19 @@ impl Gateway {
     }
 }
 
-/// The payload 2.0 event API Gateway sends for this request.
+/// The payload 2.0 event API Gateway sends for this request, as `aws_lambda_events` (the
+/// functions' own parsing) types it.
 fn build_event(
-    route: &ApiRoute,
+    route_key: &str,
     parts: &hyper::http::request::Parts,
     body: &Bytes,
     params: BTreeMap<String, String>,
     authorizer: Option<jwt::Verified>,
     peer: SocketAddr,
     request_id: &str,
-) -> Value {
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+) -> ApiGatewayV2httpRequest {
+    // API Gateway joins repeated headers with commas and passes cookies on their own.
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
     let mut cookies = Vec::new();
     for (name, value) in &parts.headers {
         let value = value.to_str().unwrap_or_default().to_owned();
@@ -211,7 +218,7 @@ fn build_event(
             );
             continue;
         }
-        headers
+        joined
             .entry(name.as_str().to_owned())
             .and_modify(|v| {
                 v.push(',');
@@ -219,124 +226,116 @@ fn build_event(
             })
             .or_insert(value);
     }
+    let header = |name: &str| joined.get(name).cloned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
-    let mut query: BTreeMap<String, String> = BTreeMap::new();
-    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (
-            percent_decode(&k.replace('+', " ")),
-            percent_decode(&v.replace('+', " ")),
-        );
+    let mut query: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(raw_query.as_bytes()) {
         query
-            .entry(k)
-            .and_modify(|existing| {
-                existing.push(',');
-                existing.push_str(&v);
-            })
-            .or_insert(v);
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
     }
     let now = chrono::Utc::now();
-    let content_type = headers.get("content-type").cloned().unwrap_or_default();
+    let content_type = header("content-type").unwrap_or_default();
     let text = is_text(&content_type) && std::str::from_utf8(body).is_ok();
-    let mut context = json!({
-        "accountId": "123456789012",
-        "apiId": "local",
-        "domainName": headers.get("host").cloned().unwrap_or_else(|| "127.0.0.1".into()),
-        "domainPrefix": "local",
-        "http": {
-            "method": parts.method.as_str(),
-            "path": parts.uri.path(),
-            "protocol": "HTTP/1.1",
-            "sourceIp": peer.ip().to_string(),
-            "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
-        },
-        "requestId": request_id,
-        "routeKey": route.route_key(),
-        "stage": "$default",
-        "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-        "timeEpoch": now.timestamp_millis(),
+
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = parts.method.clone();
+    http.path = Some(parts.uri.path().to_owned());
+    http.protocol = Some("HTTP/1.1".to_owned());
+    http.source_ip = Some(peer.ip().to_string());
+    http.user_agent = header("user-agent");
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.account_id = Some("123456789012".to_owned());
+    context.apiid = Some("local".to_owned());
+    context.domain_name = Some(header("host").unwrap_or_else(|| "127.0.0.1".into()));
+    context.domain_prefix = Some("local".to_owned());
+    context.http = http;
+    context.request_id = Some(request_id.to_owned());
+    context.route_key = Some(route_key.to_owned());
+    context.stage = Some("$default".to_owned());
+    context.time = Some(now.format("%d/%b/%Y:%H:%M:%S %z").to_string());
+    context.time_epoch = now.timestamp_millis();
+    context.authorizer = authorizer.map(|verified| {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = verified.claims.into_iter().collect();
+        jwt.scopes = (!verified.scopes.is_empty()).then_some(verified.scopes);
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        authorizer
     });
-    if let Some(verified) = authorizer {
-        context["authorizer"] = json!({"jwt": {
-            "claims": verified.claims,
-            "scopes": (!verified.scopes.is_empty()).then_some(verified.scopes),
-        }});
+
+    let mut headers = HeaderMap::with_capacity(joined.len());
+    for (name, value) in joined {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
     }
-    let mut event = Map::new();
-    event.insert("version".into(), "2.0".into());
-    event.insert("routeKey".into(), route.route_key().into());
-    event.insert("rawPath".into(), parts.uri.path().into());
-    event.insert("rawQueryString".into(), raw_query.into());
-    if !cookies.is_empty() {
-        event.insert("cookies".into(), json!(cookies));
-    }
-    event.insert("headers".into(), json!(headers));
-    if !query.is_empty() {
-        event.insert("queryStringParameters".into(), json!(query));
-    }
-    event.insert("requestContext".into(), context);
-    if !params.is_empty() {
-        event.insert("pathParameters".into(), json!(params));
-    }
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".to_owned());
+    event.route_key = Some(route_key.to_owned());
+    event.raw_path = Some(parts.uri.path().to_owned());
+    event.raw_query_string = Some(raw_query);
+    event.cookies = (!cookies.is_empty()).then_some(cookies);
+    event.headers = headers;
+    event.query_string_parameters = QueryMap::from(query);
+    event.path_parameters = params.into_iter().collect();
+    event.request_context = context;
     if !body.is_empty() {
-        let encoded = if text {
+        event.body = Some(if text {
             String::from_utf8_lossy(body).into_owned()
         } else {
             STANDARD.encode(body)
-        };
-        event.insert("body".into(), encoded.into());
+        });
+        event.is_base64_encoded = !text;
     }
-    event.insert("isBase64Encoded".into(), (!text && !body.is_empty()).into());
-    Value::Object(event)
+    event
 }
 
 /// The HTTP response for a function's payload 2.0 answer.
 fn to_response(payload: &[u8]) -> Response<Full<Bytes>> {
-    let Ok(value) = serde_json::from_slice::<Value>(payload) else {
+    let Ok(mut value) = serde_json::from_slice::<Value>(payload) else {
         return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
-    if value.get("errorType").is_some() && value.get("statusCode").is_none() {
-        return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-    }
-    let Some(status) = value.get("statusCode").and_then(Value::as_u64) else {
+    if value.get("statusCode").is_none() {
+        if value.get("errorType").is_some() {
+            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
         // Without a statusCode, API Gateway answers the payload itself as JSON with 200.
         let mut response = Response::new(Full::new(Bytes::copy_from_slice(payload)));
         response
             .headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
         return response;
+    }
+    // API Gateway reads a missing `cookies` as none; the type requires the member.
+    if let Some(object) = value.as_object_mut() {
+        object.entry("cookies").or_insert_with(|| json!([]));
+    }
+    let Ok(answer) = serde_json::from_value::<ApiGatewayV2httpResponse>(value) else {
+        return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
-    let body = match value.get("body").and_then(Value::as_str) {
-        Some(b) if value.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
-            STANDARD.decode(b).unwrap_or_default()
+    let body = match answer.body {
+        Some(LambdaBody::Text(text)) if answer.is_base64_encoded => {
+            STANDARD.decode(text).unwrap_or_default()
         }
-        Some(b) => b.as_bytes().to_vec(),
-        None => Vec::new(),
+        Some(LambdaBody::Text(text)) => text.into_bytes(),
+        Some(LambdaBody::Binary(bytes)) => bytes,
+        Some(LambdaBody::Empty) | None => Vec::new(),
+        Some(_) => Vec::new(),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() =
-        StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() = u16::try_from(answer.status_code)
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    for (name, value) in value
-        .get("headers")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        if let (Ok(name), Some(Ok(value))) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            value.as_str().map(HeaderValue::from_str),
-        ) {
-            headers.insert(name, value);
-        }
-    }
-    for cookie in value
-        .get("cookies")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(Ok(value)) = cookie.as_str().map(HeaderValue::from_str) {
+    headers.extend(answer.headers);
+    for cookie in answer.cookies {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
             headers.append("set-cookie", value);
         }
     }
@@ -409,5 +408,40 @@ mod tests {
         assert_eq!(percent_decode("a%20b"), "a b");
         assert_eq!(percent_decode("p-1"), "p-1");
         assert_eq!(percent_decode("bad%zz"), "bad%zz");
+    }
+
+    #[test]
+    fn the_event_is_what_the_functions_parse() {
+        let request = hyper::Request::get("/orders/o%201?limit=5&tag=a&tag=b+c")
+            .header("cookie", "a=1; b=2")
+            .header("accept", "text/plain")
+            .header("accept", "application/json")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let params = match_path("/orders/{orderId}", parts.uri.path()).unwrap();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let event = build_event(
+            "GET /orders/{orderId}",
+            &parts,
+            &Bytes::new(),
+            params,
+            None,
+            peer,
+            "r-1",
+        );
+        let json = serde_json::to_string(&event).unwrap();
+        let parsed: ApiGatewayV2httpRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed.path_parameters["orderId"], "o 1");
+        assert_eq!(parsed.query_string_parameters.first("limit"), Some("5"));
+        assert_eq!(
+            parsed.query_string_parameters.all("tag"),
+            Some(vec!["a", "b c"])
+        );
+        assert_eq!(parsed.headers["accept"], "text/plain,application/json");
+        assert_eq!(parsed.cookies, Some(vec!["a=1".into(), "b=2".into()]));
+        assert_eq!(parsed.request_context.http.method, hyper::Method::GET);
+        assert_eq!(parsed.request_context.request_id.as_deref(), Some("r-1"));
+        assert_eq!(parsed.route_key.as_deref(), Some("GET /orders/{orderId}"));
     }
 }

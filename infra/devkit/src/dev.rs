@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api::{ApiRoute, Gateway, serve, serve_on_free_port};
@@ -110,7 +111,7 @@ pub struct Prepared {
 pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared, DevError> {
     let template = Template::load(&options.root.join("template.yaml"))?;
     let functions = template.functions()?;
-    let routes = template.http_routes();
+    let routes = template.http_routes()?;
 
     // Every route and trigger needs a function with a binary: say so now, not at the first request.
     let mut missing = Vec::new();
@@ -201,7 +202,7 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
         queue_arns,
         launches,
     } = prepare(options, &console).await?;
-    let routes = template.http_routes();
+    let routes = template.http_routes()?;
     let mut pools = BTreeMap::new();
     for (f, launch, serves_http) in &launches {
         let count = if *serves_http {
@@ -320,71 +321,33 @@ async fn run_stream(
     let mut mapping = StreamMapping::for_table(&dynamo, streams, &app.names[&table], batch_size)
         .await
         .map_err(|e| DevError::Setup(e.to_string()))?;
+    mapping.event_names = event_names;
+    mapping.maximum_retry_attempts = maximum_retry_attempts;
     let pool = app.pools[&function].clone();
-    let mut attempts: (Option<String>, u32) = (None, 0);
     loop {
-        let next = mapping
-            .next_batch()
+        let delivery = mapping
+            .deliver_once(|event| hand_over::<DynamoDbEventResponse, _>(&pool, &app.console, event))
             .await
             .map_err(|e| DevError::Setup(e.to_string()))?;
-        let Some((shard, event)) = next else {
+        let Some(delivery) = delivery else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let mut filtered = StreamEvent::default();
-        filtered.records = event
-            .records
-            .iter()
-            .filter(|r| {
-                event_names
-                    .as_ref()
-                    .is_none_or(|names| names.contains(&r.event_name))
-            })
-            .cloned()
-            .collect();
-        let response = if filtered.records.is_empty() {
-            DynamoDbEventResponse::default()
-        } else {
-            let payload =
-                serde_json::to_vec(&filtered).map_err(|e| DevError::Setup(e.to_string()))?;
-            let answer = pool.invoke(&payload).await;
-            match answer.as_ref().map(|p| (function_error(p), p)) {
-                Ok((None, payload)) => serde_json::from_slice(payload).unwrap_or_default(),
-                Ok((Some(error), _)) => {
-                    app.console
-                        .error(&format!("{} failed: {error}", pool.name()));
-                    whole_batch(&filtered)
-                }
-                Err(e) => {
-                    app.console.error(&e.to_string());
-                    whole_batch(&filtered)
-                }
-            }
-        };
-        let delivery = mapping.commit(&shard, &event, &response);
-        let Some(retry_from) = delivery.retry_from else {
-            attempts = (None, 0);
-            continue;
-        };
-        attempts = if attempts.0.as_deref() == Some(retry_from.as_str()) {
-            (Some(retry_from.clone()), attempts.1 + 1)
-        } else {
-            (Some(retry_from.clone()), 1)
-        };
-        if maximum_retry_attempts.is_some_and(|max| attempts.1 > max) {
+        if let Some(batch) = delivery.gave_up {
             app.console.error(&format!(
-                "{}: giving up on the batch from {retry_from} after {} attempts",
+                "{}: giving up on the batch from {} after {} attempts",
                 pool.name(),
-                attempts.1
+                batch.start_sequence_number,
+                batch.attempts
             ));
             if let Some(queue) = &on_failure_queue {
                 let info = json!({
-                    "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts.1},
+                    "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": batch.attempts},
                     "DDBStreamBatchInfo": {
-                        "shardId": shard,
-                        "startSequenceNumber": retry_from,
-                        "endSequenceNumber": event.records.last().and_then(|r| r.change.sequence_number.clone()),
-                        "batchSize": event.records.len(),
+                        "shardId": batch.shard_id,
+                        "startSequenceNumber": batch.start_sequence_number,
+                        "endSequenceNumber": batch.end_sequence_number,
+                        "batchSize": batch.batch_size,
                     },
                 });
                 let _ = sqs
@@ -394,23 +357,29 @@ async fn run_stream(
                     .send()
                     .await;
             }
-            mapping.commit(&shard, &event, &DynamoDbEventResponse::default());
-            attempts = (None, 0);
-        } else {
+        } else if delivery.retry_from.is_some() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }
 
-fn whole_batch(event: &StreamEvent) -> DynamoDbEventResponse {
-    let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
-    failure.item_identifier = event
-        .records
-        .first()
-        .and_then(|r| r.change.sequence_number.clone());
-    let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures = vec![failure];
-    response
+/// Hands an event to one of the function's environments; a function error (or none answering)
+/// is an `Err`, which the mapping treats as a failure of the whole batch.
+async fn hand_over<R: DeserializeOwned, E: Serialize>(
+    pool: &FunctionPool,
+    console: &Console,
+    event: E,
+) -> Result<R, String> {
+    let payload = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+    let answer = pool.invoke(&payload).await.map_err(|e| {
+        console.error(&e.to_string());
+        e.to_string()
+    })?;
+    if let Some(error) = function_error(&answer) {
+        console.error(&format!("{} failed: {error}", pool.name()));
+        return Err(error);
+    }
+    serde_json::from_slice::<R>(&answer).map_err(|e| e.to_string())
 }
 
 /// Plays one SQS mapping until the process ends (long polling, the template's batch size).
@@ -429,15 +398,9 @@ async fn run_queue(app: Arc<LocalApp>, function: String, trigger: Trigger) -> Re
     mapping.retry_now = true;
     let pool = app.pools[&function].clone();
     loop {
-        let pool = pool.clone();
         let delivered = mapping
-            .deliver_once(1, |event| async move {
-                let payload = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
-                let answer = pool.invoke(&payload).await.map_err(|e| e.to_string())?;
-                if let Some(error) = function_error(&answer) {
-                    return Err(error);
-                }
-                serde_json::from_slice::<SqsBatchResponse>(&answer).map_err(|e| e.to_string())
+            .deliver_once(1, |event| {
+                hand_over::<SqsBatchResponse, _>(&pool, &app.console, event)
             })
             .await;
         if let Err(e) = delivered {

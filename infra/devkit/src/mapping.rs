@@ -2,8 +2,9 @@
 //! function, done against the emulators and handing the function the same event JSON.
 //!
 //! - [`StreamMapping`] reads a table's stream (ListStreams is not needed: DescribeTable names it),
-//!   hands batches to the function in order, and on `batchItemFailures` resumes at the reported
-//!   sequence number; without a failure it moves past the batch.
+//!   hands batches to the function in order (only the records its `eventName` filter lets
+//!   through), and on `batchItemFailures` resumes at the reported sequence number; without a
+//!   failure it moves past the batch, and after `MaximumRetryAttempts` it gives the batch up.
 //! - [`SqsMapping`] receives up to `batch_size` messages, hands them over, deletes those that did
 //!   not fail and leaves the others for redelivery (the queue's redrive policy moves a message to
 //!   its dead-letter queue after `maxReceiveCount` receives).
@@ -11,15 +12,16 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::dynamodb::{
+    Event as StreamEvent, EventRecord, StreamRecord, StreamViewType,
+};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_lambda_events::streams::DynamoDbEventResponse;
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName,
 };
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -50,6 +52,12 @@ pub struct StreamMapping {
     region: String,
     batch_size: i32,
     positions: BTreeMap<String, Position>,
+    /// Only records with one of these `eventName`s reach the function (the template's filter).
+    pub event_names: Option<Vec<String>>,
+    /// After this many retries of one batch it is given up (`None`: retried until it succeeds).
+    pub maximum_retry_attempts: Option<u32>,
+    /// The batch being retried, and how often it was handed over.
+    retrying: Option<(String, u32)>,
 }
 
 /// What one delivery of a stream batch came to.
@@ -58,6 +66,18 @@ pub struct StreamDelivery {
     pub records: usize,
     /// The sequence number the function asked to be retried from, if any.
     pub retry_from: Option<String>,
+    /// The batch that was given up after `maximum_retry_attempts` retries (the mapping moved past it).
+    pub gave_up: Option<GivenUp>,
+}
+
+/// A batch given up, as Lambda describes it to an on-failure destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenUp {
+    pub shard_id: String,
+    pub start_sequence_number: String,
+    pub end_sequence_number: Option<String>,
+    pub batch_size: usize,
+    pub attempts: u32,
 }
 
 impl StreamMapping {
@@ -88,6 +108,9 @@ impl StreamMapping {
             region,
             batch_size,
             positions: BTreeMap::new(),
+            event_names: None,
+            maximum_retry_attempts: None,
+            retrying: None,
         })
     }
 
@@ -179,15 +202,52 @@ impl StreamMapping {
                     return StreamDelivery {
                         records: 0,
                         retry_from,
+                        gave_up: None,
                     };
                 }
             },
         };
         self.positions.insert(shard_id.to_owned(), position);
+        let gave_up = retry_from
+            .as_ref()
+            .and_then(|seq| self.count_retry(shard_id, seq, event));
         StreamDelivery {
             records: event.records.len(),
             retry_from,
+            gave_up,
         }
+    }
+
+    /// Counts one more handing-over of the batch from `seq`; past `maximum_retry_attempts` moves
+    /// past the batch and answers what was given up.
+    fn count_retry(&mut self, shard_id: &str, seq: &str, event: &StreamEvent) -> Option<GivenUp> {
+        let attempts = match &self.retrying {
+            Some((retried, n)) if retried == seq => n + 1,
+            _ => 1,
+        };
+        if self
+            .maximum_retry_attempts
+            .is_none_or(|max| attempts <= max)
+        {
+            self.retrying = Some((seq.to_owned(), attempts));
+            return None;
+        }
+        self.retrying = None;
+        let end = event
+            .records
+            .last()
+            .and_then(|r| r.change.sequence_number.clone());
+        if let Some(last) = &end {
+            self.positions
+                .insert(shard_id.to_owned(), Position::After(last.clone()));
+        }
+        Some(GivenUp {
+            shard_id: shard_id.to_owned(),
+            start_sequence_number: seq.to_owned(),
+            end_sequence_number: end,
+            batch_size: event.records.len(),
+            attempts,
+        })
     }
 
     /// Reads, hands over and commits one batch. `None` when the stream had nothing new.
@@ -202,59 +262,88 @@ impl StreamMapping {
         let Some((shard, event)) = self.next_batch().await? else {
             return Ok(None);
         };
-        // The function sees the event exactly as JSON would carry it.
-        let wire: StreamEvent = serde_json::from_value(serde_json::to_value(&event)?)?;
-        let response = match function(wire).await {
-            Ok(response) => response,
-            // A function error retries the whole batch.
-            Err(_) => {
-                let mut all = DynamoDbEventResponse::default();
-                let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
-                failure.item_identifier = event
-                    .records
-                    .first()
-                    .and_then(|r| r.change.sequence_number.clone());
-                all.batch_item_failures = vec![failure];
-                all
+        let mut filtered = StreamEvent::default();
+        filtered.records = event
+            .records
+            .iter()
+            .filter(|r| {
+                self.event_names
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&r.event_name))
+            })
+            .cloned()
+            .collect();
+        let response = if filtered.records.is_empty() {
+            DynamoDbEventResponse::default()
+        } else {
+            // The function sees the event exactly as JSON would carry it.
+            let wire: StreamEvent = serde_json::from_value(serde_json::to_value(&filtered)?)?;
+            match function(wire).await {
+                Ok(response) => response,
+                // A function error retries the whole batch.
+                Err(_) => whole_batch(&filtered),
             }
         };
         Ok(Some(self.commit(&shard, &event, &response)))
     }
 
     fn lambda_record(&self, record: &Record) -> Result<EventRecord, MappingError> {
-        let change = record.dynamodb.as_ref();
-        let item = |image: Option<
+        let image = |image: Option<
             &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
-        >| { image.map(|i| serde_dynamo::Item::from(i.clone())) };
-        let mut dynamodb = json!({
-            "ApproximateCreationDateTime": change
-                .and_then(|c| c.approximate_creation_date_time)
-                .map(|t| t.secs())
-                .unwrap_or_default(),
-            "SequenceNumber": change.and_then(|c| c.sequence_number.clone()),
-            "SizeBytes": change.and_then(|c| c.size_bytes).unwrap_or_default(),
-            "StreamViewType": change.and_then(|c| c.stream_view_type.as_ref()).map(|v| v.as_str().to_owned()),
-        });
-        for (name, image) in [
-            ("Keys", item(change.and_then(|c| c.keys.as_ref()))),
-            ("NewImage", item(change.and_then(|c| c.new_image.as_ref()))),
-            ("OldImage", item(change.and_then(|c| c.old_image.as_ref()))),
-        ] {
-            if let Some(image) = image {
-                dynamodb[name] = serde_json::to_value(image)?;
-            }
+        >| {
+            image
+                .map(|i| serde_dynamo::Item::from(i.clone()))
+                .unwrap_or_default()
+        };
+        let mut change = StreamRecord::default();
+        if let Some(c) = record.dynamodb.as_ref() {
+            change.approximate_creation_date_time = c
+                .approximate_creation_date_time
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+                .unwrap_or_default();
+            change.keys = image(c.keys.as_ref());
+            change.new_image = image(c.new_image.as_ref());
+            change.old_image = image(c.old_image.as_ref());
+            change.sequence_number = c.sequence_number.clone();
+            change.size_bytes = c.size_bytes.unwrap_or_default();
+            change.stream_view_type = c.stream_view_type.as_ref().map(|v| match v.as_str() {
+                "NEW_IMAGE" => StreamViewType::NewImage,
+                "OLD_IMAGE" => StreamViewType::OldImage,
+                "NEW_AND_OLD_IMAGES" => StreamViewType::NewAndOldImages,
+                _ => StreamViewType::KeysOnly,
+            });
         }
-        let value = json!({
-            "eventID": record.event_id.clone().unwrap_or_default(),
-            "eventName": record.event_name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default(),
-            "eventVersion": record.event_version.clone().unwrap_or_else(|| "1.1".to_owned()),
-            "eventSource": "aws:dynamodb",
-            "awsRegion": self.region,
-            "eventSourceARN": self.stream_arn,
-            "dynamodb": dynamodb,
-        });
-        Ok(serde_json::from_value(value)?)
+        let mut lambda = EventRecord::default();
+        lambda.aws_region = self.region.clone();
+        lambda.change = change;
+        lambda.event_id = record.event_id.clone().unwrap_or_default();
+        lambda.event_name = record
+            .event_name
+            .as_ref()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        lambda.event_source = Some("aws:dynamodb".to_owned());
+        lambda.event_version = Some(
+            record
+                .event_version
+                .clone()
+                .unwrap_or_else(|| "1.1".to_owned()),
+        );
+        lambda.event_source_arn = Some(self.stream_arn.clone());
+        Ok(lambda)
     }
+}
+
+/// The answer that retries a whole batch (what Lambda does when the function fails).
+pub fn whole_batch(event: &StreamEvent) -> DynamoDbEventResponse {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = event
+        .records
+        .first()
+        .and_then(|r| r.change.sequence_number.clone());
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = vec![failure];
+    response
 }
 
 /// Sequence numbers are decimal strings of varying length.
@@ -331,25 +420,23 @@ impl SqsMapping {
         let records = messages
             .iter()
             .map(|m| {
-                let attributes: BTreeMap<String, String> = m
+                let mut message = SqsMessage::default();
+                message.message_id = m.message_id.clone();
+                message.receipt_handle = m.receipt_handle.clone();
+                message.body = m.body.clone();
+                message.md5_of_body = m.md5_of_body.clone();
+                message.attributes = m
                     .attributes
                     .iter()
                     .flatten()
                     .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
                     .collect();
-                serde_json::from_value::<SqsMessage>(json!({
-                    "messageId": m.message_id,
-                    "receiptHandle": m.receipt_handle,
-                    "body": m.body,
-                    "md5OfBody": m.md5_of_body,
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": self.region,
-                }))
+                message.event_source = Some("aws:sqs".to_owned());
+                message.event_source_arn = Some(self.queue_arn.clone());
+                message.aws_region = Some(self.region.clone());
+                message
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let mut event = SqsEvent::default();
         event.records = records;
         let wire: SqsEvent = serde_json::from_value(serde_json::to_value(&event)?)?;

@@ -208,138 +208,91 @@ impl Template {
             .collect()
     }
 
+    /// A function resource, typed (with what local tooling reads of it).
+    fn function(&self, logical_id: &str) -> Result<FunctionResource, TemplateError> {
+        let resource = self
+            .resources()
+            .find(|(id, _)| *id == logical_id)
+            .map(|(_, r)| r)
+            .ok_or_else(|| TemplateError::NoSuchResource(logical_id.to_owned()))?;
+        serde_json::from_value(resource.clone()).map_err(|source| TemplateError::Shape {
+            id: logical_id.to_owned(),
+            source,
+        })
+    }
+
     /// Every HTTP API route, sorted by path and method.
-    pub fn http_routes(&self) -> Vec<Route> {
+    pub fn http_routes(&self) -> Result<Vec<Route>, TemplateError> {
         let mut routes = Vec::new();
         for id in self.resources_of_type("AWS::Serverless::Function") {
-            let events = self
-                .properties(id)
-                .ok()
-                .and_then(|p| p.get("Events"))
-                .and_then(Value::as_object);
-            for event in events.into_iter().flatten().map(|(_, e)| e) {
-                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+            for event in self.function(id)?.properties.events.into_values() {
+                let EventSource::HttpApi(api) = event else {
                     continue;
-                }
-                let p = &event["Properties"];
-                let auth = &p["Auth"];
-                let public = auth.get("Authorizer").and_then(Value::as_str) == Some("NONE");
-                let scopes = auth
-                    .get("AuthorizationScopes")
-                    .and_then(Value::as_array)
-                    .map(|list| {
-                        list.iter()
-                            .filter_map(|s| s.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                };
+                let public = api.auth.authorizer.as_deref() == Some("NONE");
                 routes.push(Route {
-                    method: p["Method"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_ascii_uppercase(),
-                    path: p["Path"].as_str().unwrap_or_default().to_owned(),
+                    method: api.method.to_ascii_uppercase(),
+                    path: api.path,
                     function: id.clone(),
-                    scopes: (!public).then_some(scopes),
+                    scopes: (!public).then_some(api.auth.authorization_scopes),
                 });
             }
         }
         routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
-        routes
+        Ok(routes)
     }
 
     /// Every `AWS::Serverless::Function`, with `Globals.Function` applied.
     pub fn functions(&self) -> Result<Vec<FunctionSpec>, TemplateError> {
-        let global = |key: &str| {
-            self.root
-                .pointer(&format!("/Globals/Function/{key}"))
-                .and_then(Value::as_u64)
+        let globals: Globals = match self.root.get("Globals") {
+            Some(globals) => {
+                serde_json::from_value(globals.clone()).map_err(|source| TemplateError::Shape {
+                    id: "Globals".to_owned(),
+                    source,
+                })?
+            }
+            None => Globals::default(),
         };
         let mut out = Vec::new();
         for id in self.resources_of_type("AWS::Serverless::Function") {
-            let resource = self
-                .resources()
-                .find(|(r, _)| *r == id)
-                .map(|(_, r)| r)
-                .unwrap_or(&Value::Null);
-            let props = self.properties(id)?;
-            let number = |key: &str| {
-                props
-                    .get(key)
-                    .and_then(Value::as_u64)
-                    .or_else(|| global(key))
-            };
+            let function = self.function(id)?;
+            let props = function.properties;
             let mut triggers = Vec::new();
-            for event in props
-                .get("Events")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .map(|(_, e)| e)
-            {
-                let p = &event["Properties"];
-                let batch_size = p.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32;
-                let target = |key: &str| {
-                    p.pointer(&format!("/{key}/Fn::GetAtt/0"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .ok_or_else(|| {
-                            TemplateError::Unresolvable(format!(
-                                "{id}: {key} is not a !GetAtt of a resource"
-                            ))
-                        })
-                };
-                match event.get("Type").and_then(Value::as_str) {
-                    Some("DynamoDB") => {
-                        let event_names = p
-                            .pointer("/FilterCriteria/Filters")
-                            .and_then(Value::as_array)
-                            .map(|filters| {
-                                filters
-                                    .iter()
-                                    .filter_map(|f| f.get("Pattern").and_then(Value::as_str))
-                                    .filter_map(|pattern| {
-                                        serde_json::from_str::<Value>(pattern).ok()
-                                    })
-                                    .flat_map(|pattern| {
-                                        pattern["eventName"]
-                                            .as_array()
-                                            .into_iter()
-                                            .flatten()
-                                            .filter_map(|n| n.as_str().map(str::to_owned))
-                                            .collect::<Vec<_>>()
-                                    })
-                                    .collect()
-                            });
-                        triggers.push(Trigger::Stream {
-                            table: target("Stream")?,
-                            batch_size,
-                            event_names,
-                            maximum_retry_attempts: p
-                                .get("MaximumRetryAttempts")
-                                .and_then(Value::as_u64)
-                                .map(|n| n as u32),
-                            on_failure_queue: p
-                                .pointer("/DestinationConfig/OnFailure/Destination/Fn::GetAtt/0")
-                                .and_then(Value::as_str)
-                                .map(str::to_owned),
-                        });
-                    }
-                    Some("SQS") => triggers.push(Trigger::Queue {
-                        queue: target("Queue")?,
-                        batch_size,
+            for event in props.events.into_values() {
+                match event {
+                    EventSource::DynamoDB(stream) => triggers.push(Trigger::Stream {
+                        table: stream.stream.resource(id, "Stream")?,
+                        batch_size: stream.batch_size.unwrap_or(10),
+                        event_names: stream.filter_criteria.map(|criteria| {
+                            criteria
+                                .filters
+                                .iter()
+                                .filter_map(|f| {
+                                    serde_json::from_str::<EventNamePattern>(&f.pattern).ok()
+                                })
+                                .flat_map(|pattern| pattern.event_name)
+                                .collect()
+                        }),
+                        maximum_retry_attempts: stream.maximum_retry_attempts,
+                        on_failure_queue: stream
+                            .destination_config
+                            .and_then(|d| d.on_failure.destination.target().map(str::to_owned)),
                     }),
-                    _ => {}
+                    EventSource::SQS(queue) => triggers.push(Trigger::Queue {
+                        queue: queue.queue.resource(id, "Queue")?,
+                        batch_size: queue.batch_size.unwrap_or(10),
+                    }),
+                    EventSource::HttpApi(_) | EventSource::Other => {}
                 }
             }
             out.push(FunctionSpec {
                 logical_id: id.clone(),
-                binary: resource
-                    .pointer("/Metadata/BuildProperties/Binary")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                timeout_secs: number("Timeout").unwrap_or(3),
-                memory_mb: number("MemorySize").unwrap_or(128),
+                binary: function.metadata.build_properties.binary,
+                timeout_secs: props.timeout.or(globals.function.timeout).unwrap_or(3),
+                memory_mb: props
+                    .memory_size
+                    .or(globals.function.memory_size)
+                    .unwrap_or(128),
                 triggers,
             });
         }
@@ -401,6 +354,160 @@ impl Template {
             }
         }
         Err(TemplateError::Unresolvable(value.to_string()))
+    }
+}
+
+/// `Globals` of a SAM template: what local tooling reads of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Globals {
+    #[serde(default)]
+    function: FunctionGlobals,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionGlobals {
+    timeout: Option<u64>,
+    memory_size: Option<u64>,
+}
+
+/// An `AWS::Serverless::Function` resource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionResource {
+    #[serde(default)]
+    metadata: FunctionMetadata,
+    #[serde(default)]
+    properties: FunctionProperties,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionMetadata {
+    #[serde(default)]
+    build_properties: BuildProperties,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BuildProperties {
+    binary: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionProperties {
+    timeout: Option<u64>,
+    memory_size: Option<u64>,
+    #[serde(default)]
+    events: BTreeMap<String, EventSource>,
+}
+
+/// A function's event source, by its `Type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "Type", content = "Properties")]
+#[allow(clippy::upper_case_acronyms)]
+enum EventSource {
+    HttpApi(HttpApiEvent),
+    DynamoDB(StreamEventSource),
+    SQS(QueueEventSource),
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HttpApiEvent {
+    method: String,
+    path: String,
+    #[serde(default)]
+    auth: HttpApiAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HttpApiAuth {
+    authorizer: Option<String>,
+    #[serde(default)]
+    authorization_scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StreamEventSource {
+    stream: Reference,
+    batch_size: Option<i32>,
+    filter_criteria: Option<FilterCriteria>,
+    maximum_retry_attempts: Option<u32>,
+    destination_config: Option<DestinationConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct QueueEventSource {
+    queue: Reference,
+    batch_size: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FilterCriteria {
+    #[serde(default)]
+    filters: Vec<Filter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Filter {
+    pattern: String,
+}
+
+/// A filter pattern on `eventName` (the only kind this project uses).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventNamePattern {
+    #[serde(default)]
+    event_name: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DestinationConfig {
+    on_failure: Destination,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Destination {
+    destination: Reference,
+}
+
+/// A value that names another resource (`!GetAtt Resource.Arn`), or anything else.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Reference {
+    GetAtt {
+        #[serde(rename = "Fn::GetAtt")]
+        get_att: (String, String),
+    },
+    Other(serde::de::IgnoredAny),
+}
+
+impl Reference {
+    /// The logical id of the resource named.
+    fn target(&self) -> Option<&str> {
+        match self {
+            Reference::GetAtt { get_att } => Some(&get_att.0),
+            Reference::Other(_) => None,
+        }
+    }
+
+    /// The logical id, or why this value cannot be followed locally.
+    fn resource(&self, function: &str, key: &str) -> Result<String, TemplateError> {
+        self.target().map(str::to_owned).ok_or_else(|| {
+            TemplateError::Unresolvable(format!("{function}: {key} is not a !GetAtt of a resource"))
+        })
     }
 }
 
@@ -570,6 +677,7 @@ Resources:
         documented.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         let declared: Vec<_> = t
             .http_routes()
+            .unwrap()
             .into_iter()
             .map(|r| (r.method, r.path, r.scopes))
             .collect();
