@@ -180,6 +180,154 @@ fn yes(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
 
+/// What one run's results are read through: the cold starts by label, the warm concurrencies.
+struct Context<'a> {
+    results: &'a Results,
+    cold: BTreeMap<&'a str, &'a Vec<Sample>>,
+    /// The hello-world floor's median INIT.
+    hello: f64,
+    concurrencies: Vec<usize>,
+    low: usize,
+    top: usize,
+}
+
+impl<'a> Context<'a> {
+    fn new(results: &'a Results) -> Self {
+        let cold: BTreeMap<&str, &Vec<Sample>> =
+            results.cold.iter().map(|(l, s)| (l.as_str(), s)).collect();
+        let mut concurrencies: Vec<usize> = results.warm.iter().map(|r| r.concurrency).collect();
+        concurrencies.sort_unstable();
+        concurrencies.dedup();
+        let mut context = Self {
+            results,
+            cold,
+            hello: f64::NAN,
+            top: concurrencies.last().copied().unwrap_or(1),
+            low: concurrencies.first().copied().unwrap_or(1),
+            concurrencies,
+        };
+        context.hello = context.init("hello-floor").map_or(f64::NAN, |r| r.median);
+        context
+    }
+
+    fn init(&self, label: &str) -> Option<Repeated> {
+        self.cold.get(label).map(|s| median_of(s, |x| x.init_ms))
+    }
+
+    fn rss(&self, label: &str) -> Option<Repeated> {
+        self.cold
+            .get(label)
+            .map(|s| median_of(s, |x| x.peak_rss_kb as f64 / 1024.0))
+    }
+
+    fn cell(&self, system: System, scenario: Scenario, concurrency: usize) -> Option<Cell> {
+        cell(&self.results.warm, system, scenario, concurrency)
+    }
+}
+
+/// One goal of the project and what this run measured of it.
+struct Target {
+    goal: String,
+    measured: String,
+    /// `None` for a row that explains the one above it.
+    met: Option<bool>,
+}
+
+impl Target {
+    fn new(goal: impl Into<String>, measured: impl Into<String>, met: Option<bool>) -> Self {
+        Self {
+            goal: goal.into(),
+            measured: measured.into(),
+            met,
+        }
+    }
+}
+
+/// The project's performance goals, each with its measurement.
+fn targets(ctx: &Context) -> Vec<Target> {
+    let mut rows = Vec::new();
+    let peer = ctx
+        .init("create-order-python")
+        .map_or(f64::NAN, |r| r.median);
+    if let (Some(create), Some(create_rss)) = (ctx.init("create-order"), ctx.rss("create-order")) {
+        let init = create.median;
+        rows.push(Target::new(
+            "create-order INIT ≤ 5 ms",
+            format!("{init:.2} ms"),
+            Some(init <= 5.0),
+        ));
+        rows.push(Target::new(
+            "INIT within ~2.5× of the hello-world floor",
+            format!("{:.1}× ({:.2} ms)", init / ctx.hello, ctx.hello),
+            Some(init / ctx.hello <= 2.5),
+        ));
+        rows.push(Target::new(
+            "INIT ≥ 50× below the Python peer",
+            format!("{:.0}× ({peer:.0} ms)", peer / init),
+            Some(peer / init >= 50.0),
+        ));
+        rows.push(Target::new(
+            "peak RSS ≤ 12 MB",
+            format!("{:.1} MB", create_rss.median),
+            Some(create_rss.median <= 12.0),
+        ));
+    }
+    let low = ctx.low;
+    if let (Some(project), Some(floor)) = (
+        ctx.cell(System::Project, Scenario::Many, low),
+        ctx.cell(System::Floor, Scenario::Many, low),
+    ) {
+        let overhead = project.p50.median - floor.p50.median;
+        let path = ctx
+            .cell(System::Path, Scenario::Many, low)
+            .map_or(f64::NAN, |p| p.p50.median);
+        let in_function = stats::median(&ctx.results.function_ms) - floor.p50.median;
+        rows.push(Target::new(
+            format!(
+                "warm p50 overhead over the floor ≤ 1 ms ({low} env, many products), end to end"
+            ),
+            format!("{overhead:.2} ms"),
+            Some(overhead <= 1.0),
+        ));
+        rows.push(Target::new(
+            "… of which the local Lambda path (API + aws-lambda-rie + runtime, measured with hello world)",
+            format!("{path:.2} ms"),
+            None,
+        ));
+        rows.push(Target::new(
+            "… the function's own: its REPORT duration (median) less the floor's p50",
+            format!("{in_function:.2} ms"),
+            Some(in_function <= 1.0),
+        ));
+    }
+    let top = ctx.top;
+    if let (Some(project), Some(floor)) = (
+        ctx.cell(System::Project, Scenario::Many, top),
+        ctx.cell(System::Floor, Scenario::Many, top),
+    ) {
+        let ratio = project.ops.median / floor.ops.median;
+        rows.push(Target::new(
+            format!("throughput at {top} environments ≥ 0.9× the floor"),
+            format!("{ratio:.2}×"),
+            Some(ratio >= 0.9),
+        ));
+    }
+    if let Some((_, _, zipped)) = ctx
+        .results
+        .packages
+        .iter()
+        .find(|(n, _, _)| n == "CreateOrderFunction")
+    {
+        let mb = *zipped as f64 / 1e6;
+        rows.push(Target::new(
+            "arm64 bootstrap zip ≤ 5 MB",
+            format!("{mb:.2} MB"),
+            Some(mb <= 5.0),
+        ));
+    }
+    rows
+}
+
 pub fn write(
     root: &Path,
     out: &Path,
@@ -187,7 +335,22 @@ pub fn write(
     results: &Results,
     how: &str,
 ) -> std::io::Result<()> {
+    let ctx = Context::new(results);
     let mut md = String::new();
+    write_header(&mut md, root, how);
+    write_targets(&mut md, &targets(&ctx));
+    write_cold_starts(&mut md, &ctx);
+    write_warm(&mut md, &ctx);
+    write_cpu(&mut md, &ctx);
+    write_chart(&mut md, root, chart, &ctx)?;
+    write_event_latency(&mut md, results);
+    write_package_sizes(&mut md, results);
+    write_cost(&mut md, root, results);
+    write_noise(&mut md, &ctx);
+    std::fs::write(root.join(out), md)
+}
+
+fn write_header(md: &mut String, root: &Path, how: &str) {
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
@@ -200,105 +363,18 @@ pub fn write(
     for (k, v) in machine(root) {
         let _ = writeln!(md, "| {k} | {v} |");
     }
+}
 
-    // Cold starts.
-    let cold: BTreeMap<&str, &Vec<Sample>> =
-        results.cold.iter().map(|(l, s)| (l.as_str(), s)).collect();
-    let init = |label: &str| cold.get(label).map(|s| median_of(s, |x| x.init_ms));
-    let rss = |label: &str| {
-        cold.get(label)
-            .map(|s| median_of(s, |x| x.peak_rss_kb as f64 / 1024.0))
-    };
-    let hello = init("hello-floor").map_or(f64::NAN, |r| r.median);
-    let peer = init("create-order-python").map_or(f64::NAN, |r| r.median);
-
-    // Warm.
-    let concurrencies: Vec<usize> = {
-        let mut c: Vec<usize> = results.warm.iter().map(|r| r.concurrency).collect();
-        c.sort_unstable();
-        c.dedup();
-        c
-    };
-    let top = concurrencies.last().copied().unwrap_or(1);
-    let low = concurrencies.first().copied().unwrap_or(1);
-
+fn write_targets(md: &mut String, targets: &[Target]) {
     let _ = writeln!(md, "\n## Targets\n");
     let _ = writeln!(md, "| Target | Measured | |\n|---|---|---|");
-    if let (Some(create), Some(create_rss)) = (init("create-order"), rss("create-order")) {
-        let _ = writeln!(
-            md,
-            "| create-order INIT ≤ 5 ms | {:.2} ms | {} |",
-            create.median,
-            yes(create.median <= 5.0)
-        );
-        let _ = writeln!(
-            md,
-            "| INIT within ~2.5× of the hello-world floor | {:.1}× ({:.2} ms) | {} |",
-            create.median / hello,
-            hello,
-            yes(create.median / hello <= 2.5)
-        );
-        let _ = writeln!(
-            md,
-            "| INIT ≥ 50× below the Python peer | {:.0}× ({:.0} ms) | {} |",
-            peer / create.median,
-            peer,
-            yes(peer / create.median >= 50.0)
-        );
-        let _ = writeln!(
-            md,
-            "| peak RSS ≤ 12 MB | {:.1} MB | {} |",
-            create_rss.median,
-            yes(create_rss.median <= 12.0)
-        );
+    for t in targets {
+        let verdict = t.met.map_or("", yes);
+        let _ = writeln!(md, "| {} | {} | {verdict} |", t.goal, t.measured);
     }
-    if let (Some(project), Some(floor)) = (
-        cell(&results.warm, System::Project, Scenario::Many, low),
-        cell(&results.warm, System::Floor, Scenario::Many, low),
-    ) {
-        let overhead = project.p50.median - floor.p50.median;
-        let path = cell(&results.warm, System::Path, Scenario::Many, low)
-            .map_or(f64::NAN, |p| p.p50.median);
-        let in_function = stats::median(&results.function_ms) - floor.p50.median;
-        let _ = writeln!(
-            md,
-            "| warm p50 overhead over the floor ≤ 1 ms ({low} env, many products), end to end | {overhead:.2} ms | {} |",
-            yes(overhead <= 1.0)
-        );
-        let _ = writeln!(
-            md,
-            "| … of which the local Lambda path (API + aws-lambda-rie + runtime, measured with hello world) | {path:.2} ms | |"
-        );
-        let _ = writeln!(
-            md,
-            "| … the function's own: its REPORT duration (median) less the floor's p50 | {in_function:.2} ms | {} |",
-            yes(in_function <= 1.0)
-        );
-    }
-    if let (Some(project), Some(floor)) = (
-        cell(&results.warm, System::Project, Scenario::Many, top),
-        cell(&results.warm, System::Floor, Scenario::Many, top),
-    ) {
-        let ratio = project.ops.median / floor.ops.median;
-        let _ = writeln!(
-            md,
-            "| throughput at {top} environments ≥ 0.9× the floor | {ratio:.2}× | {} |",
-            yes(ratio >= 0.9)
-        );
-    }
-    if let Some((_, _, zipped)) = results
-        .packages
-        .iter()
-        .find(|(n, _, _)| n == "CreateOrderFunction")
-    {
-        let mb = *zipped as f64 / 1e6;
-        let _ = writeln!(
-            md,
-            "| arm64 bootstrap zip ≤ 5 MB | {mb:.2} MB | {} |",
-            yes(mb <= 5.0)
-        );
-    }
+}
 
+fn write_cold_starts(md: &mut String, ctx: &Context) {
     let _ = writeln!(md, "\n## Cold start\n");
     let _ = writeln!(
         md,
@@ -311,7 +387,7 @@ pub fn write(
         md,
         "| Function | INIT median | INIT range | ×hello | first invocation | wall | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|"
     );
-    for (label, samples) in &results.cold {
+    for (label, samples) in &ctx.results.cold {
         let i = median_of(samples, |x| x.init_ms);
         let _ = writeln!(
             md,
@@ -319,13 +395,15 @@ pub fn write(
             i.median,
             i.min,
             i.max,
-            i.median / hello,
+            i.median / ctx.hello,
             median_of(samples, |x| x.first_ms).median,
             median_of(samples, |x| x.wall_ms).median,
             median_of(samples, |x| x.peak_rss_kb as f64 / 1024.0).median,
         );
     }
+}
 
+fn write_warm(md: &mut String, ctx: &Context) {
     let _ = writeln!(md, "\n## Warm create-order\n");
     let _ = writeln!(
         md,
@@ -346,11 +424,11 @@ pub fn write(
             md,
             "| Envs | System | p50 ms | p90 ms | p99 ms | orders/s | ±noise (p50, orders/s) | p50 ×floor | orders/s ×floor | orders/s ×peer |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for &c in &concurrencies {
-            let floor = cell(&results.warm, System::Floor, scenario, c);
-            let peer = cell(&results.warm, System::Peer, scenario, c);
+        for &c in &ctx.concurrencies {
+            let floor = cell(&ctx.results.warm, System::Floor, scenario, c);
+            let peer = cell(&ctx.results.warm, System::Peer, scenario, c);
             for system in System::ALL {
-                let Some(x) = cell(&results.warm, system, scenario, c) else {
+                let Some(x) = cell(&ctx.results.warm, system, scenario, c) else {
                     continue;
                 };
                 let vs = |other: Option<Cell>, f: &dyn Fn(&Cell) -> f64| {
@@ -378,6 +456,10 @@ pub fn write(
         }
         let _ = writeln!(md);
     }
+}
+
+fn write_cpu(md: &mut String, ctx: &Context) {
+    let (low, top) = (ctx.low, ctx.top);
     let _ = writeln!(md, "### Where the CPU goes\n");
     let _ = writeln!(
         md,
@@ -390,9 +472,10 @@ pub fn write(
         let _ = write!(md, " {} |", part.label());
     }
     let _ = writeln!(md, " total |\n|---:|---|---:|---:|---:|---:|---:|");
-    for &c in &concurrencies {
+    for &c in &ctx.concurrencies {
         for system in System::ALL {
-            let runs: Vec<&WarmRun> = results
+            let runs: Vec<&WarmRun> = ctx
+                .results
                 .warm
                 .iter()
                 .filter(|r| {
@@ -419,7 +502,7 @@ pub fn write(
     }
     let java = |system: System, c: usize| {
         stats::median(
-            &results
+            &ctx.results
                 .warm
                 .iter()
                 .filter(|r| {
@@ -435,7 +518,7 @@ pub fn write(
         )
     };
     let path_cpu = stats::median(
-        &results
+        &ctx.results
             .warm
             .iter()
             .filter(|r| r.system == System::Path && r.concurrency == low)
@@ -443,8 +526,8 @@ pub fn write(
             .collect::<Vec<_>>(),
     );
     if let (Some(f_low), Some(f_top)) = (
-        cell(&results.warm, System::Floor, Scenario::Many, low),
-        cell(&results.warm, System::Floor, Scenario::Many, top),
+        cell(&ctx.results.warm, System::Floor, Scenario::Many, low),
+        cell(&ctx.results.warm, System::Floor, Scenario::Many, top),
     ) {
         let _ = writeln!(
             md,
@@ -460,8 +543,11 @@ pub fn write(
             f_top.ops.median,
         );
     }
+}
+
+fn write_chart(md: &mut String, root: &Path, chart: &Path, ctx: &Context) -> std::io::Result<()> {
     let _ = writeln!(md);
-    std::fs::write(root.join(chart), svg(&results.warm, &concurrencies))?;
+    std::fs::write(root.join(chart), svg(&ctx.results.warm, &ctx.concurrencies))?;
     let chart_rel = chart.display();
     let _ = writeln!(
         md,
@@ -469,6 +555,10 @@ pub fn write(
          *Latency percentiles of every warm run on many products: x is the latency (log scale), y the share of orders answered within it, spaced so that p50, p90, p99 and p99.9 are evenly apart.*\n"
     );
 
+    Ok(())
+}
+
+fn write_event_latency(md: &mut String, results: &Results) {
     if let Some(events) = &results.events {
         let s = stats::sorted(&events.latencies_ms);
         let _ = writeln!(md, "## Event latency\n");
@@ -497,7 +587,9 @@ pub fn write(
             events.consumer_invocations
         );
     }
+}
 
+fn write_package_sizes(md: &mut String, results: &Results) {
     let _ = writeln!(md, "## Package size\n");
     if results.packages.is_empty() {
         let _ = writeln!(md, "No `sam build` output: run `make package` first.\n");
@@ -517,7 +609,9 @@ pub fn write(
         }
         let _ = writeln!(md);
     }
+}
 
+fn write_cost(md: &mut String, root: &Path, results: &Results) {
     if let (Some(sizes), Some(events), Ok(prices)) =
         (results.item_sizes, &results.events, Prices::load(root))
     {
@@ -570,16 +664,19 @@ pub fn write(
         }
         let _ = writeln!(md, "| **Total** | | **{total:.2}** |\n");
     }
+}
 
+fn write_noise(md: &mut String, ctx: &Context) {
     let _ = writeln!(md, "## Noise\n");
-    let noisiest = results
+    let noisiest = ctx
+        .results
         .warm
         .iter()
         .map(|r| (r.system, r.scenario, r.concurrency))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .filter_map(|(s, sc, c)| {
-            cell(&results.warm, s, sc, c).map(|x| (x.ops.noise_percent(), s, sc, c))
+            cell(&ctx.results.warm, s, sc, c).map(|x| (x.ops.noise_percent(), s, sc, c))
         })
         .fold(
             None::<(f64, System, Scenario, usize)>,
@@ -598,7 +695,6 @@ pub fn write(
         noisiest.map_or("", |n| n.2.label()),
         noisiest.map_or(0, |n| n.3),
     );
-    std::fs::write(root.join(out), md)
 }
 
 /// Where percentile `q` (0–1) sits on the chart's y axis (0–1): log-scaled towards the tail, so that
