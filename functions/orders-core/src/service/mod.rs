@@ -14,3 +14,8 @@ pub use create::{
     CreateOrder, CreateOrderDeps, CreateOrderError, Created, create_order, request_hash,
 };
 pub use platform::retry::RetryPolicy;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
