@@ -55,11 +55,14 @@ package: bootstrap ## sam build (arm64, cargo-lambda + zig) and each bootstrap's
 	python3 infra/package-sizes.py .aws-sam/build
 
 # BENCH_ARGS: say `--starts 5 --runs 1 --requests 100` for a quick look (see target/release/bench --help).
+# BASE: a git revision (say HEAD~1) built in a worktree and measured in the same run, for before/after.
 BENCH_ARGS ?=
-bench: package ## Cold start, warm latency/throughput, event latency, size and cost vs floor and Python peer → BENCHMARKS.md
+BASE ?=
+bench: package ## Cold start, warm latency/throughput, event latency, size and cost vs floor and Python peer (and BASE=<rev>) → BENCHMARKS.md
 	@infra/bootstrap.sh --bench
 	@cargo build --workspace --locked --release
-	@infra/with-emulators.sh target/release/bench --root . $(BENCH_ARGS)
+	@baseline=$$(infra/bench/build-baseline.sh "$(BASE)"); \
+	  infra/with-emulators.sh target/release/bench --root . $${baseline:+--baseline "$$baseline"} $(BENCH_ARGS)
 
 fmt: ## Format the code
 	cargo fmt --all

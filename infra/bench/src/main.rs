@@ -10,7 +10,7 @@ mod report;
 mod stats;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Parser;
@@ -64,6 +64,11 @@ struct Cli {
     /// Where the chart goes (the report links it by this path).
     #[arg(long, default_value = "infra/bench/latency.svg")]
     chart: PathBuf,
+    /// Release binaries of another build to compare with in the same run (`make bench BASE=<rev>`
+    /// builds a revision in a worktree and passes its binaries here): their cold starts, and a
+    /// warm create-order behind the same local API.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
 impl Cli {
@@ -80,10 +85,18 @@ pub enum System {
     Floor,
     /// The hello-world runtime behind the same local API: what the Lambda path alone costs.
     Path,
+    /// create-order as another build (`--baseline`) compiled it, behind the same local API.
+    Baseline,
 }
 
 impl System {
-    pub const ALL: [System; 4] = [System::Project, System::Peer, System::Floor, System::Path];
+    pub const ALL: [System; 5] = [
+        System::Project,
+        System::Peer,
+        System::Floor,
+        System::Path,
+        System::Baseline,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -91,6 +104,7 @@ impl System {
             System::Peer => "Python peer",
             System::Floor => "floor (SDK only)",
             System::Path => "Lambda path only",
+            System::Baseline => "orders (baseline build)",
         }
     }
 
@@ -100,6 +114,7 @@ impl System {
             System::Peer => "py",
             System::Floor => "f",
             System::Path => "p",
+            System::Baseline => "b",
         }
     }
 
@@ -274,6 +289,16 @@ async fn seed_sample_catalog(cli: &Cli, store: &DynamoStore) -> Result<(), Bench
     Ok(())
 }
 
+/// The same function as another build compiled it: its binary from `--baseline`, labelled apart.
+fn baseline_launch(baseline: &Path, launch: &FunctionLaunch) -> FunctionLaunch {
+    let mut other = launch.clone();
+    other.name = format!("{}@baseline", launch.name);
+    if let Some(file) = launch.binary.file_name() {
+        other.binary = baseline.join(file);
+    }
+    other
+}
+
 /// The Python peer's launch: create-order's environment, the peer's bootstrap, its idempotency table.
 fn peer_launch(cli: &Cli, create: &FunctionLaunch, idempotency_table: &str) -> FunctionLaunch {
     let mut launch = create.clone();
@@ -299,13 +324,20 @@ fn cold_subjects(
         let event_file = cli.root.join(format!("events/{}.json", launch.name));
         let event = std::fs::read(&event_file)
             .map_err(|e| BenchError::Failed(format!("{}: {e}", event_file.display())))?;
-        subjects.push(cold::Subject {
-            label: launch.name.clone(),
-            binary: launch.binary.clone(),
-            env: launch.env.clone(),
-            event,
-            memory_mb: launch.memory_mb,
-        });
+        let builds = std::iter::once(launch.clone()).chain(
+            cli.baseline
+                .as_deref()
+                .map(|dir| baseline_launch(dir, launch)),
+        );
+        for launch in builds {
+            subjects.push(cold::Subject {
+                label: launch.name.clone(),
+                binary: launch.binary.clone(),
+                env: launch.env.clone(),
+                event: event.clone(),
+                memory_mb: launch.memory_mb,
+            });
+        }
     }
     let create = subjects
         .iter()
@@ -409,10 +441,22 @@ async fn warm(
         ..create.clone()
     };
     let hello = FunctionPool::start(&hello_launch, &emulator, concurrency, &console)?;
+    let baseline = cli
+        .baseline
+        .as_deref()
+        .map(|dir| {
+            FunctionPool::start(
+                &baseline_launch(dir, create),
+                &emulator,
+                concurrency,
+                &console,
+            )
+        })
+        .transpose()?;
     let secret = &app.gateway.secret;
     let (peer_port, _stop_peer) = serve_orders_route(&peer, secret, &console).await?;
     let (hello_port, _stop_hello) = serve_orders_route(&hello, secret, &console).await?;
-    let emulators: BTreeMap<System, Vec<u32>> = BTreeMap::from([
+    let mut emulators: BTreeMap<System, Vec<u32>> = BTreeMap::from([
         (
             System::Project,
             app.pools
@@ -428,7 +472,7 @@ async fn warm(
     let tables = tables_of(&app.names)?;
     let store = DynamoStore::new(dynamo.clone(), tables.clone());
     let tokens = tokens(&app.gateway.secret)?;
-    let targets: BTreeMap<System, Arc<Target>> = BTreeMap::from([
+    let mut targets: BTreeMap<System, Arc<Target>> = BTreeMap::from([
         (
             System::Project,
             Arc::new(Target::http(port, tokens.clone())),
@@ -437,7 +481,10 @@ async fn warm(
             System::Peer,
             Arc::new(Target::http(peer_port, tokens.clone())),
         ),
-        (System::Path, Arc::new(Target::http(hello_port, tokens))),
+        (
+            System::Path,
+            Arc::new(Target::http(hello_port, tokens.clone())),
+        ),
         (
             System::Floor,
             Arc::new(Target::Floor {
@@ -451,6 +498,17 @@ async fn warm(
             }),
         ),
     ]);
+
+    let mut _stop_baseline = None;
+    if let Some(pool) = &baseline {
+        let (port, stop) = serve_orders_route(pool, secret, &console).await?;
+        _stop_baseline = Some(stop);
+        emulators.insert(System::Baseline, pool.emulator_pids());
+        targets.insert(
+            System::Baseline,
+            Arc::new(Target::http(port, tokens.clone())),
+        );
+    }
 
     // DynamoDB Local is a JVM: its JIT makes the first thousands of transactions slower, which would
     // favour whoever runs last. Warm it with the floor first (the first time at length).
@@ -484,8 +542,9 @@ async fn warm(
     for run in 0..cli.runs {
         for scenario in [Scenario::Many, Scenario::Hot] {
             // Rotate who goes first, so a drift of the machine does not favour one of them.
-            let mut order = System::ALL.to_vec();
-            order.rotate_left(run % System::ALL.len());
+            let mut order: Vec<System> = targets.keys().copied().collect();
+            let systems = order.len();
+            order.rotate_left(run % systems);
             for system in order.into_iter().filter(|s| s.runs(scenario)) {
                 let tag = format!(
                     "{concurrency}{}{}{run}",
@@ -534,6 +593,9 @@ async fn warm(
     }
     peer.stop();
     hello.stop();
+    if let Some(pool) = baseline {
+        pool.stop();
+    }
     app.stop();
     Ok(())
 }

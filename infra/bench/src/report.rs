@@ -312,6 +312,7 @@ fn targets(ctx: &Context) -> Vec<Target> {
             Some(ratio >= 0.9),
         ));
     }
+    rows.extend(against_baseline(ctx));
     if let Some((_, _, zipped)) = ctx
         .results
         .packages
@@ -323,6 +324,44 @@ fn targets(ctx: &Context) -> Vec<Target> {
             "arm64 bootstrap zip ≤ 5 MB",
             format!("{mb:.2} MB"),
             Some(mb <= 5.0),
+        ));
+    }
+    rows
+}
+
+/// With `--baseline`: this build against the other one, measured in the same run.
+fn against_baseline(ctx: &Context) -> Vec<Target> {
+    let mut rows = Vec::new();
+    if let (Some(now), Some(then)) = (ctx.init("create-order"), ctx.init("create-order@baseline")) {
+        rows.push(Target::new(
+            "create-order INIT no worse than the baseline build's (+10 % at most)",
+            format!("{:.2} ms vs {:.2} ms", now.median, then.median),
+            Some(now.median <= then.median * 1.10),
+        ));
+    }
+    if let (Some(now), Some(then)) = (ctx.rss("create-order"), ctx.rss("create-order@baseline")) {
+        rows.push(Target::new(
+            "create-order peak RSS no worse than the baseline build's (+0.5 MB at most)",
+            format!("{:.1} MB vs {:.1} MB", now.median, then.median),
+            Some(now.median <= then.median + 0.5),
+        ));
+    }
+    let low = ctx.low;
+    if let (Some(now), Some(then), Some(floor)) = (
+        ctx.cell(System::Project, Scenario::Many, low),
+        ctx.cell(System::Baseline, Scenario::Many, low),
+        ctx.cell(System::Floor, Scenario::Many, low),
+    ) {
+        let (now, then) = (
+            now.p50.median - floor.p50.median,
+            then.p50.median - floor.p50.median,
+        );
+        rows.push(Target::new(
+            format!(
+                "warm p50 overhead over the floor no worse than the baseline build's ({low} env, +0.2 ms at most)"
+            ),
+            format!("{now:.2} ms vs {then:.2} ms"),
+            Some(now <= then + 0.2),
         ));
     }
     rows

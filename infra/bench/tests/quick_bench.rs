@@ -27,7 +27,8 @@ fn a_quick_bench_measures_every_phase_and_writes_the_report() {
         .expect("cargo runs");
     assert!(build.success(), "cargo build failed");
 
-    // WHEN the bench runs once through every phase
+    // WHEN the bench runs once through every phase, compared with a "baseline" build (the same
+    // binaries: the comparison's path is what is checked here, not its numbers)
     let out = tempfile_dir();
     let report = out.join("BENCHMARKS.md");
     let chart = out.join("latency.svg");
@@ -36,6 +37,8 @@ fn a_quick_bench_measures_every_phase_and_writes_the_report() {
         .arg(root())
         .args(["--bin-dir", "target/debug", "--starts", "2", "--runs", "1"])
         .args(["--requests", "20", "--concurrency", "2"])
+        .arg("--baseline")
+        .arg(root().join("target/debug"))
         .arg("--out")
         .arg(&report)
         .arg("--chart")
@@ -55,6 +58,9 @@ fn a_quick_bench_measures_every_phase_and_writes_the_report() {
         "### one hot product",
         "| 2 | Python peer |",
         "| 2 | floor (SDK only) |",
+        "| create-order@baseline |",
+        "| 2 | orders (baseline build) |",
+        "no worse than the baseline build",
         "### Where the CPU goes",
         "## Event latency",
         "## Cost per million orders",

@@ -407,23 +407,15 @@ impl ApiEvent {
     /// Sets a query parameter in both forms API Gateway sends (lambda_http reads `rawQueryString`).
     pub fn query(mut self, name: &str, value: &str) -> Self {
         self.0["queryStringParameters"][name] = Value::String(value.to_owned());
-        let encode = |s: &str| {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        };
-        let raw = self.0["queryStringParameters"]
+        let mut raw = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.0["queryStringParameters"]
             .as_object()
             .into_iter()
             .flatten()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v.as_str().unwrap_or_default())))
-            .collect::<Vec<_>>()
-            .join("&");
+        {
+            raw.append_pair(k, v.as_str().unwrap_or_default());
+        }
+        let raw = raw.finish();
         self.0["rawQueryString"] = Value::String(raw);
         self
     }
