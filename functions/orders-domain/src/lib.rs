@@ -8,11 +8,12 @@ mod ids;
 mod money;
 mod order;
 mod product;
-pub mod rfc3339_millis;
+
 mod text;
 
 pub use error::DomainError;
 pub use ids::{IdempotencyKey, OrderId, ProductId, UserId};
+pub use kernel::rfc3339_millis;
 pub use money::{Currency, Money, RawMoney};
 pub use order::{LineRequest, Order, OrderLine, OrderLines, OrderStatus, PricingError, Quantity};
 pub use product::{Product, ProductName, Stock};

@@ -95,9 +95,10 @@ impl CreateOrderError {
             CreateOrderError::MixedCurrencies(..)
             | CreateOrderError::PriceChanged(_)
             | CreateOrderError::Unpriceable(_)
-            | CreateOrderError::IdempotencyKeyReused
-            | CreateOrderError::OrderExists => Some("other"),
-            CreateOrderError::Busy { .. } | CreateOrderError::Store(_) => None,
+            | CreateOrderError::IdempotencyKeyReused => Some("other"),
+            CreateOrderError::OrderExists
+            | CreateOrderError::Busy { .. }
+            | CreateOrderError::Store(_) => None,
         }
     }
 }
