@@ -318,17 +318,35 @@ async fn run_stream(
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let streams = aws_sdk_dynamodbstreams::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let mut mapping = StreamMapping::for_table(&dynamo, streams, &app.names[&table], batch_size)
-        .await
-        .map_err(|e| DevError::Setup(e.to_string()))?;
+    // Like Lambda's poller, the mapping outlives a failed read: it says so and tries again.
+    let mut mapping = loop {
+        match StreamMapping::for_table(&dynamo, streams.clone(), &app.names[&table], batch_size)
+            .await
+        {
+            Ok(mapping) => break mapping,
+            Err(e) => {
+                app.console
+                    .error(&format!("{table} stream: {e}; trying again"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     mapping.event_names = event_names;
     mapping.maximum_retry_attempts = maximum_retry_attempts;
     let pool = app.pools[&function].clone();
     loop {
         let delivery = mapping
             .deliver_once(|event| hand_over::<DynamoDbEventResponse, _>(&pool, &app.console, event))
-            .await
-            .map_err(|e| DevError::Setup(e.to_string()))?;
+            .await;
+        let delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                app.console
+                    .error(&format!("{table} stream: {e}; trying again"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         let Some(delivery) = delivery else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
