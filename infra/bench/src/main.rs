@@ -199,20 +199,25 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
         .map(|(_, launch, _)| launch)
         .ok_or_else(|| BenchError::Failed("template.yaml has no CreateOrderFunction".into()))?;
     results.memory_mb = create.memory_mb as f64;
-    for subject in cold_subjects(&cli, &prepared, create, &idempotency)? {
-        let samples = cold::measure(
-            &subject,
-            &devkit::rie::default_emulator(&cli.root),
-            cli.starts,
-        )
-        .await?;
+    // Round-robin, one start of every subject a round: a drift of the machine then touches every
+    // subject alike, instead of whichever was being started at the time (a build and its baseline
+    // are compared within a few percent).
+    let subjects = cold_subjects(&cli, &prepared, create, &idempotency)?;
+    let emulator = devkit::rie::default_emulator(&cli.root);
+    let mut samples: Vec<Vec<cold::Sample>> = vec![Vec::with_capacity(cli.starts); subjects.len()];
+    for _ in 0..cli.starts {
+        for (subject, samples) in subjects.iter().zip(samples.iter_mut()) {
+            samples.extend(cold::measure(subject, &emulator, 1).await?);
+        }
+    }
+    for (subject, samples) in subjects.into_iter().zip(samples) {
         let init = stats::median(&samples.iter().map(|s| s.init_ms).collect::<Vec<_>>());
         say(&format!(
             "  {:24} INIT median {init:.2} ms over {} starts",
             subject.label,
             samples.len()
         ));
-        results.cold.push((subject.label.clone(), samples));
+        results.cold.push((subject.label, samples));
     }
 
     for &concurrency in &cli.concurrency {

@@ -420,7 +420,9 @@ fn write_cold_starts(md: &mut String, ctx: &Context) {
         "Each start is a new aws-lambda-rie and runtime process given the function's checked-in event \
          (`events/<function>.json`). INIT is the emulator's `INIT REPORT` (runtime start until it asks for \
          the first event); *first invocation* its `REPORT` duration; *wall* from starting the emulator to \
-         the answer; peak RSS the runtime's VmHWM. x86_64 release builds (this machine cannot run arm64).\n"
+         the answer; peak RSS the runtime's VmHWM. x86_64 release builds (this machine cannot run arm64). \
+         The starts go round-robin, one of every subject a round; `@baseline` rows are the build `make bench \
+         BASE=<rev>` compared with.\n"
     );
     let _ = writeln!(
         md,
