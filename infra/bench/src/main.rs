@@ -141,8 +141,10 @@ pub struct Results {
     pub cold: Vec<(String, Vec<cold::Sample>)>,
     pub warm: Vec<WarmRun>,
     pub events: Option<events::EventLatency>,
-    /// create-order's in-function durations (the emulator's REPORT lines) at one environment.
+    /// create-order's in-function durations (the emulator's REPORT lines) at the lowest concurrency.
     pub function_ms: Vec<f64>,
+    /// The same of the `--baseline` build's create-order.
+    pub baseline_function_ms: Vec<f64>,
     pub packages: Vec<(String, u64, u64)>,
     pub item_sizes: Option<cost::ItemSizes>,
     /// create-order's memory size in template.yaml.
@@ -588,13 +590,19 @@ async fn warm(
             }
         }
     }
-    if concurrency == 1 {
-        results.function_ms = console
-            .take_recorded()
-            .iter()
-            .filter(|(f, _)| f == "create-order")
-            .filter_map(|(_, line)| cold::invoke_duration(line))
-            .collect();
+    // The function's own durations, at the lowest concurrency of the run (the warm targets' column).
+    if Some(&concurrency) == cli.concurrency.iter().min() {
+        let recorded = console.take_recorded();
+        // An environment's lines are labelled `name`, or `name#i` when the pool has several.
+        let durations = |function: &str| {
+            recorded
+                .iter()
+                .filter(|(label, _)| label.split('#').next() == Some(function))
+                .filter_map(|(_, line)| cold::invoke_duration(line))
+                .collect::<Vec<_>>()
+        };
+        results.function_ms = durations("create-order");
+        results.baseline_function_ms = durations("create-order@baseline");
     }
     peer.stop();
     hello.stop();

@@ -346,6 +346,15 @@ fn against_baseline(ctx: &Context) -> Vec<Target> {
             Some(now.median <= then.median + 0.5),
         ));
     }
+    let (now, then) = (&ctx.results.function_ms, &ctx.results.baseline_function_ms);
+    if !now.is_empty() && !then.is_empty() {
+        let (now, then) = (stats::median(now), stats::median(then));
+        rows.push(Target::new(
+            "create-order's own warm duration (REPORT, median) no worse than the baseline build's (+0.2 ms at most)",
+            format!("{now:.2} ms vs {then:.2} ms"),
+            Some(now <= then + 0.2),
+        ));
+    }
     let low = ctx.low;
     if let (Some(now), Some(then), Some(floor)) = (
         ctx.cell(System::Project, Scenario::Many, low),

@@ -61,6 +61,7 @@ fn a_quick_bench_measures_every_phase_and_writes_the_report() {
         "| create-order@baseline |",
         "| 2 | orders (baseline build) |",
         "no worse than the baseline build",
+        "own warm duration (REPORT, median) no worse than the baseline",
         "### Where the CPU goes",
         "## Event latency",
         "## Cost per million orders",
