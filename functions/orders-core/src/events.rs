@@ -56,23 +56,9 @@ pub fn subject_order(event: &OrderEvent) -> Option<OrderId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::*;
 
     fn order() -> Order {
-        let eur = Currency::parse("EUR").unwrap();
-        let lines = OrderLines::new(vec![(
-            ProductId::parse("p-1").unwrap(),
-            Quantity::new(2).unwrap(),
-        )])
-        .unwrap();
-        Order::price(
-            OrderId::new_random(),
-            UserId::parse("alice").unwrap(),
-            &lines,
-            Utc::now(),
-            |_| Some(Money::new(1999, eur).unwrap()),
-        )
-        .unwrap()
+        crate::fixtures::order(&[("p-1", 2)], 1999)
     }
 
     #[test]

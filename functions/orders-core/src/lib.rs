@@ -16,6 +16,8 @@ pub use orders_domain as domain;
 pub mod config;
 pub mod consumer;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 pub mod http;
 pub mod metrics;
 pub mod service;

@@ -138,6 +138,10 @@ fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> Repeated {
     Repeated::of(&samples.iter().map(f).collect::<Vec<_>>())
 }
 
+fn init_of(samples: &[Sample]) -> Repeated {
+    median_of(samples, |x| x.init_ms)
+}
+
 /// A warm cell: per-run p50/p90/p99 and throughput, as medians over the runs.
 #[derive(Debug, Clone, Copy)]
 struct Cell {
@@ -198,20 +202,21 @@ impl<'a> Context<'a> {
         let mut concurrencies: Vec<usize> = results.warm.iter().map(|r| r.concurrency).collect();
         concurrencies.sort_unstable();
         concurrencies.dedup();
-        let mut context = Self {
+        let hello = cold
+            .get("hello-floor")
+            .map_or(f64::NAN, |s| init_of(s).median);
+        Self {
             results,
             cold,
-            hello: f64::NAN,
+            hello,
             top: concurrencies.last().copied().unwrap_or(1),
             low: concurrencies.first().copied().unwrap_or(1),
             concurrencies,
-        };
-        context.hello = context.init("hello-floor").map_or(f64::NAN, |r| r.median);
-        context
+        }
     }
 
     fn init(&self, label: &str) -> Option<Repeated> {
-        self.cold.get(label).map(|s| median_of(s, |x| x.init_ms))
+        self.cold.get(label).map(|s| init_of(s))
     }
 
     fn rss(&self, label: &str) -> Option<Repeated> {
@@ -438,7 +443,7 @@ fn write_cold_starts(md: &mut String, ctx: &Context) {
         "| Function | INIT median | INIT range | ×hello | first invocation | wall | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|"
     );
     for (label, samples) in &ctx.results.cold {
-        let i = median_of(samples, |x| x.init_ms);
+        let i = init_of(samples);
         let _ = writeln!(
             md,
             "| {label} | {:.2} ms | {:.2}–{:.2} | {:.1}× | {:.2} ms | {:.1} ms | {:.1} MB |",

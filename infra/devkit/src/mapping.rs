@@ -208,9 +208,13 @@ impl StreamMapping {
             },
         };
         self.positions.insert(shard_id.to_owned(), position);
-        let gave_up = retry_from
-            .as_ref()
-            .and_then(|seq| self.count_retry(shard_id, seq, event));
+        let gave_up = match &retry_from {
+            Some(seq) => self.count_retry(shard_id, seq, event),
+            None => {
+                self.retrying = None;
+                None
+            }
+        };
         StreamDelivery {
             records: event.records.len(),
             retry_from,
@@ -514,5 +518,88 @@ impl SqsMapping {
             received: messages.len(),
             failed: failed.len(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(maximum_retry_attempts: Option<u32>) -> StreamMapping {
+        let config = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+            .build();
+        StreamMapping {
+            client: aws_sdk_dynamodbstreams::Client::from_conf(config),
+            stream_arn: "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/s".into(),
+            region: "us-east-1".into(),
+            batch_size: 100,
+            positions: BTreeMap::new(),
+            event_names: None,
+            maximum_retry_attempts,
+            retrying: None,
+        }
+    }
+
+    fn batch(sequence_numbers: &[&str]) -> StreamEvent {
+        let mut event = StreamEvent::default();
+        event.records = sequence_numbers
+            .iter()
+            .map(|seq| {
+                let mut record = EventRecord::default();
+                record.change.sequence_number = Some((*seq).to_owned());
+                record
+            })
+            .collect();
+        event
+    }
+
+    fn failing_at(seq: &str) -> DynamoDbEventResponse {
+        whole_batch(&batch(&[seq]))
+    }
+
+    #[test]
+    fn a_batch_is_given_up_after_the_maximum_retries_and_the_mapping_moves_past_it() {
+        let mut mapping = mapping(Some(2));
+        let event = batch(&["100", "200"]);
+        for attempt in 1..=2 {
+            let delivery = mapping.commit("s-1", &event, &failing_at("100"));
+            assert_eq!(delivery.retry_from.as_deref(), Some("100"));
+            assert_eq!(delivery.gave_up, None, "attempt {attempt} is retried");
+            assert_eq!(mapping.positions["s-1"], Position::At("100".into()));
+        }
+        let delivery = mapping.commit("s-1", &event, &failing_at("100"));
+        let given_up = delivery
+            .gave_up
+            .expect("the third failure gives the batch up");
+        assert_eq!(given_up.attempts, 3);
+        assert_eq!(given_up.end_sequence_number.as_deref(), Some("200"));
+        assert_eq!(mapping.positions["s-1"], Position::After("200".into()));
+    }
+
+    #[test]
+    fn a_success_starts_the_count_again() {
+        let mut mapping = mapping(Some(1));
+        let event = batch(&["100"]);
+        mapping.commit("s-1", &event, &failing_at("100"));
+        mapping.commit("s-1", &event, &DynamoDbEventResponse::default());
+        let delivery = mapping.commit("s-1", &event, &failing_at("100"));
+        assert_eq!(
+            delivery.gave_up, None,
+            "one failure after a success is the first"
+        );
+    }
+
+    #[test]
+    fn without_a_maximum_a_batch_is_retried_until_it_succeeds() {
+        let mut mapping = mapping(None);
+        let event = batch(&["100"]);
+        for _ in 0..50 {
+            assert_eq!(
+                mapping.commit("s-1", &event, &failing_at("100")).gave_up,
+                None
+            );
+        }
     }
 }

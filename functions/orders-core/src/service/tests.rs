@@ -10,8 +10,8 @@ use platform::metrics::Metrics;
 use super::fake::FakeStore;
 use super::*;
 use crate::domain::{
-    Currency, IdempotencyKey, Money, OrderId, OrderLines, OrderStatus, Product, ProductId,
-    ProductName, Quantity, Stock, UserId,
+    Currency, IdempotencyKey, Money, OrderId, OrderStatus, Product, ProductId, ProductName, Stock,
+    UserId,
 };
 use crate::events::{OrderEventType, order_event};
 
@@ -49,13 +49,7 @@ fn deps(store: FakeStore) -> CreateOrderDeps<FakeStore> {
 fn request(user: &str, lines: &[(&str, u32)], key: Option<&str>) -> CreateOrder {
     CreateOrder {
         user: UserId::parse(user).unwrap(),
-        lines: OrderLines::new(
-            lines
-                .iter()
-                .map(|(id, q)| (pid(id), Quantity::new(*q).unwrap()))
-                .collect(),
-        )
-        .unwrap(),
+        lines: crate::fixtures::lines(lines),
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
         trace: None,
     }

@@ -138,28 +138,11 @@ fn explain(order: &Order, limit: u32, cancellation: &Cancellation<Action>) -> Cr
 #[cfg(test)]
 mod tests {
     use aws_sdk_dynamodb::types::CancellationReason;
-    use chrono::Utc;
 
     use super::*;
-    use crate::domain::{Currency, Money, OrderId, OrderLines, ProductId, Quantity, UserId};
 
     fn order_of(lines: &[(&str, u32)]) -> Order {
-        let lines = OrderLines::new(
-            lines
-                .iter()
-                .map(|(id, q)| (ProductId::parse(id).unwrap(), Quantity::new(*q).unwrap()))
-                .collect(),
-        )
-        .unwrap();
-        let eur = Currency::parse("EUR").unwrap();
-        Order::price(
-            OrderId::new_random(),
-            UserId::parse("alice").unwrap(),
-            &lines,
-            Utc::now(),
-            |_| Some(Money::new(100, eur).unwrap()),
-        )
-        .unwrap()
+        crate::fixtures::order(lines, 100)
     }
 
     fn reason(code: &str, item: Option<&[(&str, AttributeValue)]>) -> CancellationReason {
