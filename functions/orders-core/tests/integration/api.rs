@@ -109,6 +109,28 @@ async fn bad_bodies_get_clear_4xx() {
     let charset =
         order_by("alice", ok.clone()).header("content-type", "application/json; charset=utf-8");
     assert_eq!(create(&deps, charset).await.status, 201);
+    let spelled =
+        order_by("bob", ok.clone()).header("content-type", "APPLICATION/JSON ;  Charset = UTF-8");
+    assert_eq!(create(&deps, spelled).await.status, 201);
+    for refused in ["application/json; charset=latin1", "application/json; v=2"] {
+        let answer = create(
+            &deps,
+            order_by("alice", ok.clone()).header("content-type", refused),
+        )
+        .await;
+        let problem = answer.problem(415, "unsupported-media-type");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("application/json")
+        );
+    }
+    // A member given twice is refused, not resolved to its last value.
+    let twice = r#"{"productId":"p-1","productId":"p-4","quantity":1}"#;
+    let answer = create(&deps, order_by("alice", ok.clone()).raw_body(twice)).await;
+    let problem = answer.problem(400, "validation-failed");
+    assert!(problem["detail"].as_str().unwrap().contains("productId"));
 
     let huge = format!(
         "{{\"items\":[{{\"productId\":\"p-1\",\"quantity\":1}}],\"pad\":\"{}\"}}",
@@ -150,9 +172,9 @@ async fn bad_bodies_get_clear_4xx() {
             "Idempotency-Key"
         );
     }
-    // Only the one well-formed request above wrote anything.
-    assert_eq!(app.orders().await, 1);
-    assert_eq!(app.stock("p-1").await, 4);
+    // Only the two well-formed requests above wrote anything.
+    assert_eq!(app.orders().await, 2);
+    assert_eq!(app.stock("p-1").await, 3);
 }
 
 #[tokio::test]

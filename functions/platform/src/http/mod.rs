@@ -3,6 +3,7 @@
 //! Identity comes only from the JWT authorizer's claims in the request context; bodies are parsed
 //! strictly (unknown members are errors) and every failure becomes an RFC 9457 problem.
 
+pub mod body;
 pub mod problem;
 
 use std::future::Future;
@@ -161,16 +162,28 @@ pub fn json_body(req: &Request) -> Result<serde_json::Value, Problem> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/json") {
+    if !body::is_json_media_type(content_type) {
         return Err(Problem::unsupported_media_type());
     }
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
         return Err(Problem::payload_too_large(MAX_BODY_BYTES));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))
+    let mut parser = serde_json::Deserializer::from_slice(bytes);
+    let malformed =
+        |e: &serde_json::Error| Problem::malformed_json(format!("the body is not valid JSON: {e}"));
+    match serde_path_to_error::deserialize(&mut parser) {
+        Ok(body::UniqueJson(value)) => parser.end().map(|()| value).map_err(|e| malformed(&e)),
+        // Well-formed JSON that repeats a member: name it, as any invalid member is named.
+        Err(e) if e.inner().classify() == serde_json::error::Category::Data => {
+            let pointer = pointer_of("", e.path());
+            Err(Problem::validation(vec![FieldError::pointer(
+                pointer,
+                e.inner().to_string(),
+            )]))
+        }
+        Err(e) => Err(malformed(e.inner())),
+    }
 }
 
 /// Deserialises a JSON value into a strict shape, naming the failing member by JSON pointer.

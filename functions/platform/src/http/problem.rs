@@ -180,7 +180,7 @@ impl Problem {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "Unsupported media type",
-            "the body must be sent as Content-Type: application/json",
+            "the body must be sent as Content-Type: application/json (charset=utf-8, if any)",
         )
         .with_header(header::ACCEPT, "application/json")
     }
