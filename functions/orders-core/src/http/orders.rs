@@ -302,11 +302,15 @@ fn encode_cursor(key: &PageKey) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
+/// The page key of a cursor this API issued, and only of one: its time must be in the exact form
+/// orders are stored with, and the cursor exactly what [`encode_cursor`] makes of its key (so an
+/// oversized or re-spelled key never reaches DynamoDB).
 fn decode_cursor(raw: &str) -> Option<PageKey> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let key: PageKey = serde_json::from_slice(&bytes).ok()?;
-    chrono::DateTime::parse_from_rfc3339(&key.created_at).ok()?;
-    Some(key)
+    let time = chrono::DateTime::parse_from_rfc3339(&key.created_at).ok()?;
+    let canonical = platform::events::rfc3339_millis::format(&time.with_timezone(&Utc));
+    (canonical == key.created_at && encode_cursor(&key) == raw).then_some(key)
 }
 
 #[cfg(test)]
@@ -399,6 +403,18 @@ mod tests {
         };
         assert_eq!(decode_cursor(&encode_cursor(&key)), Some(key));
         assert_eq!(decode_cursor("not-a-cursor"), None);
+        // Valid RFC 3339, but not the form the API issues: refused before it reaches DynamoDB.
+        let id = OrderId::new_random();
+        for time in [
+            format!("2026-11-24T10:00:00.{}Z", "1".repeat(1100)),
+            "2026-11-24T10:00:00Z".to_owned(),
+            "2026-11-24T11:00:00.000+01:00".to_owned(),
+        ] {
+            let json = format!(r#"{{"o":"{id}","c":"{time}"}}"#);
+            assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode(json)), None, "{time}");
+        }
+        let spaced = format!(r#"{{ "o":"{id}","c":"2026-11-24T10:00:00.000Z"}}"#);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode(spaced)), None);
         assert_eq!(
             decode_cursor(&URL_SAFE_NO_PAD.encode(b"{\"o\":\"x\",\"c\":\"y\"}")),
             None
