@@ -1,5 +1,7 @@
 //! POST /orders/{orderId}/cancel. Clients and settings are built once per environment, at init.
 
+use std::sync::Arc;
+
 use lambda_http::Error;
 use orders_core::config::{Tables, event_source};
 use orders_core::http;
@@ -12,12 +14,14 @@ use platform::{aws, telemetry};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
+    let metrics = Arc::new(Metrics::from_env());
     let deps = CancelOrderDeps {
         store: DynamoStore::from_config(&aws::config().await, Tables::from_env()?),
         event_source: event_source(process_env())?,
         retry: RetryPolicy::default(),
+        metrics: metrics.clone(),
     };
-    platform::http::run("cancel-order", &Metrics::from_env(), |req| {
+    platform::http::run("cancel-order", &metrics, |req| {
         http::orders::cancel(&deps, req)
     })
     .await

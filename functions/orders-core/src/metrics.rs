@@ -2,9 +2,11 @@
 
 pub const ORDERS_CREATED: &str = "OrdersCreated";
 pub const ORDERS_REFUSED: &str = "OrdersRefused";
+/// Units of a cancelled order that went back to no product (it was deleted from the catalogue).
+pub const STOCK_NOT_RESTORED: &str = "StockNotRestored";
 
 /// Every business metric of this service.
-pub const ALL: [&str; 2] = [ORDERS_CREATED, ORDERS_REFUSED];
+pub const ALL: [&str; 3] = [ORDERS_CREATED, ORDERS_REFUSED, STOCK_NOT_RESTORED];
 
 #[cfg(test)]
 mod tests {

@@ -170,6 +170,13 @@ pub struct Order {
     pub total: Money,
     #[serde(with = "rfc3339_millis")]
     pub created_at: DateTime<Utc>,
+    /// When the order was cancelled (only on a cancelled order).
+    #[serde(
+        with = "rfc3339_millis::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// Why an order cannot be priced.
@@ -224,14 +231,16 @@ impl Order {
             items,
             total,
             created_at: rfc3339_millis::truncate(created_at),
+            cancelled_at: None,
         })
     }
 
-    /// The order as it was when created (an idempotent replay answers that body).
-    pub fn as_created(&self) -> Order {
+    /// The order cancelled at `at`.
+    pub fn cancelled(self, at: DateTime<Utc>) -> Order {
         Order {
-            status: OrderStatus::Created,
-            ..self.clone()
+            status: OrderStatus::Cancelled,
+            cancelled_at: Some(rfc3339_millis::truncate(at)),
+            ..self
         }
     }
 

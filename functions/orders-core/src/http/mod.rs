@@ -112,7 +112,7 @@ impl From<CancelOrderError> for Problem {
         match failure {
             CancelOrderError::NotFound => order_not_found(),
             CancelOrderError::Busy { attempts } => busy(attempts),
-            e @ (CancelOrderError::StatusChanged | CancelOrderError::ProductGone) => {
+            e @ (CancelOrderError::StatusChanged | CancelOrderError::ProductGone(_)) => {
                 Problem::internal(e)
             }
             CancelOrderError::Store(e) => e.into(),

@@ -40,7 +40,8 @@ pub struct CreateOrder {
 pub enum Created {
     /// A new order was committed.
     New(Order),
-    /// The same request was made before with this idempotency key: its order, as first answered.
+    /// The same request was made before with this idempotency key: its order as it is now
+    /// (confirmed or cancelled since, perhaps).
     Replayed(Order),
 }
 
@@ -188,7 +189,7 @@ fn replay(
     hash: Option<&str>,
 ) -> Result<Created, CreateOrderError> {
     if &existing.order.user_id == user && existing.request_hash.as_deref() == hash {
-        Ok(Created::Replayed(existing.order.as_created()))
+        Ok(Created::Replayed(existing.order))
     } else {
         Err(CreateOrderError::IdempotencyKeyReused)
     }

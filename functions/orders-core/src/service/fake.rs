@@ -2,7 +2,7 @@
 //! re-reads, state checks) with `cargo test` alone. What the database guarantees (atomicity,
 //! conditions under concurrency) is tested against DynamoDB Local in `tests/`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -120,6 +120,7 @@ impl CancelOrder for FakeStore {
         &self,
         order: &Order,
         _event: &OrderEvent,
+        not_restocked: &BTreeSet<ProductId>,
     ) -> Result<(), CancelOrderError> {
         if self.conflict() {
             return Err(CancelOrderError::StatusChanged);
@@ -129,14 +130,27 @@ impl CancelOrder for FakeStore {
             .get_mut(&order.order_id)
             .filter(|s| s.order.user_id == order.user_id && s.order.status.is_cancellable())
             .ok_or(CancelOrderError::StatusChanged)?;
-        stored.order.status = OrderStatus::Cancelled;
         let mut products = self.products.lock().unwrap();
-        for line in &order.items {
-            let product = products
-                .get_mut(&line.product_id)
-                .ok_or(CancelOrderError::ProductGone)?;
-            product.stock = Stock::on_hand(product.stock.get() + i64::from(line.quantity.get()))
-                .map_err(|_| CancelOrderError::ProductGone)?;
+        let lines = || {
+            order
+                .items
+                .iter()
+                .filter(|l| !not_restocked.contains(&l.product_id))
+        };
+        let gone: Vec<ProductId> = lines()
+            .filter(|l| !products.contains_key(&l.product_id))
+            .map(|l| l.product_id.clone())
+            .collect();
+        if !gone.is_empty() {
+            return Err(CancelOrderError::ProductGone(gone));
+        }
+        stored.order = order.clone();
+        for line in lines() {
+            if let Some(product) = products.get_mut(&line.product_id) {
+                product.stock =
+                    Stock::on_hand(product.stock.get() + i64::from(line.quantity.get()))
+                        .expect("stock plus units is not negative");
+            }
         }
         Ok(())
     }

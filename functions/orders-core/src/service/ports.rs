@@ -2,7 +2,7 @@
 //! operations it may do (the least privilege its function's IAM policy states too), and each
 //! operation is written once. `crate::store::DynamoStore` implements them all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -81,13 +81,16 @@ pub trait PlaceOrder: Send + Sync {
     ) -> impl Future<Output = Result<(), CreateOrderError>> + Send;
 }
 
-/// One transaction: the order (still the caller's, still cancellable) becomes CANCELLED, every
-/// line's stock comes back, and the `order.cancelled` event is written.
+/// One transaction: the order (still the caller's, still cancellable) becomes CANCELLED, the
+/// stock of every line whose product is not in `not_restocked` comes back, and the
+/// `order.cancelled` event is written. A line whose product no longer exists fails it with
+/// [`CancelOrderError::ProductGone`] naming those products.
 pub trait CancelOrder: Send + Sync {
     fn cancel_order(
         &self,
         order: &Order,
         event: &OrderEvent,
+        not_restocked: &BTreeSet<ProductId>,
     ) -> impl Future<Output = Result<(), CancelOrderError>> + Send;
 }
 

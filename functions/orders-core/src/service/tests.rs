@@ -56,7 +56,7 @@ fn request(user: &str, lines: &[(&str, u32)], key: Option<&str>) -> CreateOrder 
 }
 
 #[tokio::test]
-async fn a_retried_request_answers_the_first_order_as_it_was_created() {
+async fn a_retried_request_answers_the_order_as_it_is_now() {
     // GIVEN an order placed with an idempotency key, confirmed since
     let deps = deps(FakeStore::default().with_product(product("p-1", 5)));
     let first = request("alice", &[("p-1", 2)], Some("k-1"));
@@ -67,8 +67,11 @@ async fn a_retried_request_answers_the_first_order_as_it_was_created() {
         .set_status(order.order_id, OrderStatus::Confirmed);
     // WHEN the same request comes again
     let again = create_order(&deps, &first, Utc::now()).await.unwrap();
-    // THEN it is answered with the order as first answered, and nothing more is sold
-    assert_eq!(again, Created::Replayed(order));
+    // THEN it is answered with the order as it is now, and nothing more is sold
+    assert_eq!(
+        again,
+        Created::Replayed(order.with_status(OrderStatus::Confirmed))
+    );
     assert_eq!(deps.store.stock(&pid("p-1")), 3);
 }
 
@@ -133,6 +136,7 @@ async fn cancelling_gives_the_stock_back_once_and_only_to_the_owner() {
         store: deps.store,
         event_source: "orders".into(),
         retry: fast(),
+        metrics: Arc::new(Metrics::discard()),
     };
     let bob = UserId::parse("bob").unwrap();
     let alice = UserId::parse("alice").unwrap();
@@ -145,6 +149,50 @@ async fn cancelling_gives_the_stock_back_once_and_only_to_the_owner() {
     let again = cancel_order(&cancel, &alice, order.order_id, None, Utc::now()).await;
     assert!(matches!(again, Ok(Cancelled::Already(_))));
     assert_eq!(cancel.store.stock(&pid("p-1")), 5);
+}
+
+#[tokio::test]
+async fn an_order_whose_product_was_deleted_is_cancelled_without_restocking_that_line() {
+    // GIVEN an order of p-1 and p-2, and p-2 deleted from the catalogue since
+    let store = FakeStore::default()
+        .with_product(product("p-1", 5))
+        .with_product(product("p-2", 5));
+    let deps = deps(store);
+    let Created::New(order) = create_order(
+        &deps,
+        &request("alice", &[("p-1", 2), ("p-2", 3)], None),
+        Utc::now(),
+    )
+    .await
+    .unwrap() else {
+        panic!("created");
+    };
+    deps.store.products.lock().unwrap().remove(&pid("p-2"));
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let metrics = Metrics::with_sink(
+        "Orders",
+        "orders",
+        Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_owned())),
+    );
+    let cancel = CancelOrderDeps {
+        store: deps.store,
+        event_source: "orders".into(),
+        retry: fast(),
+        metrics: Arc::new(metrics),
+    };
+    // WHEN its owner cancels it
+    let alice = UserId::parse("alice").unwrap();
+    let done = cancel_order(&cancel, &alice, order.order_id, None, Utc::now()).await;
+    // THEN it is cancelled, p-1 is restocked, and p-2's 3 units are counted as not restocked
+    assert!(matches!(done, Ok(Cancelled::Now(o)) if o.status == OrderStatus::Cancelled));
+    assert_eq!(cancel.store.stock(&pid("p-1")), 5);
+    cancel.metrics.flush();
+    let emf = lines.lock().unwrap().join("\n");
+    assert!(
+        emf.contains("\"StockNotRestored\":3"),
+        "StockNotRestored is 3 units: {emf}"
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
 //! The compensating transaction: cancel an order, restore its stock, write `order.cancelled`.
 
+use std::collections::BTreeSet;
+
 use aws_sdk_dynamodb::types::Update;
 use platform::dynamo::{StoreError, TransactError, Transaction, n, outbox_put, s};
 use platform::events::rfc3339_millis;
 
 use super::DynamoStore;
-use crate::domain::{Order, OrderStatus};
+use crate::domain::{Order, OrderStatus, ProductId};
 use crate::events::OrderEvent;
 use crate::service::CancelOrderError;
 use crate::service::ports::CancelOrder;
@@ -24,6 +26,7 @@ impl CancelOrder for DynamoStore {
         &self,
         order: &Order,
         event: &OrderEvent,
+        not_restocked: &BTreeSet<ProductId>,
     ) -> Result<(), CancelOrderError> {
         debug_assert_eq!(event.data.status, OrderStatus::Cancelled);
         let [open_1, open_2] = OrderStatus::CANCELLABLE;
@@ -40,11 +43,19 @@ impl CancelOrder for DynamoStore {
                 .expression_attribute_values(":open_1", s(open_1.as_str()))
                 .expression_attribute_values(":open_2", s(open_2.as_str()))
                 .expression_attribute_values(":user", s(order.user_id.as_str()))
-                .expression_attribute_values(":at", s(rfc3339_millis::format(&event.time)))
+                .expression_attribute_values(
+                    ":at",
+                    s(rfc3339_millis::format(
+                        &order.cancelled_at.unwrap_or(event.time),
+                    )),
+                )
                 .build()
                 .map_err(StoreError::from)?,
         );
         for (i, line) in order.items.iter().enumerate() {
+            if not_restocked.contains(&line.product_id) {
+                continue;
+            }
             tx.update(
                 Action::Restock(i),
                 Update::builder()
@@ -67,7 +78,14 @@ impl CancelOrder for DynamoStore {
                 if c.failed()
                     .any(|(action, _)| matches!(action, Action::Restock(_))) =>
             {
-                Err(CancelOrderError::ProductGone)
+                let gone = c
+                    .failed()
+                    .filter_map(|(action, _)| match action {
+                        Action::Restock(i) => Some(order.items[i].product_id.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                Err(CancelOrderError::ProductGone(gone))
             }
             Err(TransactError::Cancelled(c)) => Err(c.unexplained().into()),
             Err(TransactError::Store(e)) => Err(e.into()),

@@ -18,6 +18,7 @@ fn cancel_deps(app: &TestApp) -> CancelOrderDeps<DynamoStore> {
             base_delay: std::time::Duration::from_millis(1),
             max_delay: std::time::Duration::from_millis(5),
         },
+        metrics: app.metrics.clone(),
     }
 }
 
@@ -116,6 +117,56 @@ async fn stock_given_back_may_exceed_what_can_be_set() {
     assert_eq!(got.status, 200, "{}", got.body);
     let again = create(&app.create_deps(), order_by("bob", lines(&[("a", 1)]))).await;
     assert_eq!(again.status, 201, "{}", again.body);
+}
+
+#[tokio::test]
+async fn an_order_whose_product_was_deleted_is_cancelled_and_the_rest_restocked() {
+    // GIVEN an order of 2 × a and 3 × b, and b deleted from the catalogue since
+    let app = TestApp::new().await;
+    let id = placed(&app).await;
+    app.client
+        .delete_item()
+        .table_name(&app.tables().products)
+        .key(
+            "productId",
+            aws_sdk_dynamodb::types::AttributeValue::S("b".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    // WHEN its owner cancels it
+    let answer = cancel(&cancel_deps(&app), cancel_event("alice", &id)).await;
+    // THEN it is cancelled (never a 500), a is restocked, b is not recreated, and the 3 units of b
+    // are counted
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["status"], "CANCELLED");
+    assert_eq!(app.stock("a").await, 10);
+    assert_eq!(app.count(&app.tables().products).await, 1);
+    app.metrics.flush();
+    assert_eq!(app.metric_total("StockNotRestored", &[]), 3.0);
+    assert_eq!(app.status(&id).await, "CANCELLED");
+}
+
+#[tokio::test]
+async fn a_replayed_create_describes_the_order_as_it_is_now() {
+    // GIVEN an order created with an idempotency key, then cancelled
+    let app = TestApp::new().await;
+    app.add_product("a", 100, "EUR", 10).await;
+    let request = || order_by("alice", lines(&[("a", 2)])).header("idempotency-key", "k-1");
+    let first = create(&app.create_deps(), request()).await;
+    assert_eq!(first.status, 201);
+    let id = first.body["orderId"].as_str().unwrap().to_owned();
+    let cancelled = cancel(&cancel_deps(&app), cancel_event("alice", &id)).await;
+    assert_eq!(cancelled.status, 200);
+    // WHEN the create request is repeated
+    let again = create(&app.create_deps(), request()).await;
+    // THEN it is a replay that shows the order cancelled, and nothing is sold again
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body["status"], "CANCELLED");
+    assert_eq!(again.body["cancelledAt"], cancelled.body["cancelledAt"]);
+    assert!(again.body["cancelledAt"].is_string());
+    assert_eq!(app.stock("a").await, 10);
 }
 
 #[tokio::test]
