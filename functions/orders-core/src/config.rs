@@ -9,6 +9,7 @@ pub struct Tables {
     pub orders: String,
     pub outbox: String,
     pub inbox: String,
+    pub stock_adjustments: String,
 }
 
 impl Tables {
@@ -22,6 +23,7 @@ impl Tables {
             orders: vars.required("ORDERS_TABLE")?,
             outbox: vars.required("OUTBOX_TABLE")?,
             inbox: vars.required("INBOX_TABLE")?,
+            stock_adjustments: vars.required("STOCK_ADJUSTMENTS_TABLE")?,
         })
     }
 }

@@ -32,4 +32,8 @@ pub enum DomainError {
     InvalidProductName,
     #[error("stock is a whole number from 0 to {max}", max = Stock::MAX)]
     StockOutOfRange,
+    #[error("a stock delta is a whole number from -{max} to {max}, not 0", max = Stock::MAX)]
+    StockDeltaOutOfRange,
+    #[error("a reason is 1 to 200 characters without control characters")]
+    InvalidAdjustmentReason,
 }

@@ -1,9 +1,10 @@
 //! Products of the catalogue: name, price and the stock on hand.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
-use crate::ids::ProductId;
+use crate::ids::{ProductId, UserId};
 use crate::money::Money;
 use crate::text::text_value;
 
@@ -14,6 +15,31 @@ pub struct Product {
     pub name: ProductName,
     pub price: Money,
     pub stock: Stock,
+}
+
+/// One change of a product's stock, as it is recorded (an audit trail, and what makes a retried
+/// adjustment recognisable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockAdjustment {
+    pub product_id: ProductId,
+    /// The client's idempotency key, or a fresh id.
+    pub adjustment_id: String,
+    pub delta: StockDelta,
+    pub reason: AdjustmentReason,
+    /// Who made it (the token's `sub`).
+    pub adjusted_by: UserId,
+    #[serde(with = "crate::rfc3339_millis")]
+    pub adjusted_at: DateTime<Utc>,
+}
+
+impl StockAdjustment {
+    /// Whether `other` asks for the same change (a retry), whoever and whenever.
+    pub fn same_change(&self, other: &StockAdjustment) -> bool {
+        self.product_id == other.product_id
+            && self.delta == other.delta
+            && self.reason == other.reason
+    }
 }
 
 text_value!(
@@ -68,6 +94,61 @@ impl Stock {
     }
 }
 
+/// A change of a product's stock by a count of units: not zero, at most [`Stock::MAX`] either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct StockDelta(i64);
+
+impl StockDelta {
+    pub fn new(value: i64) -> Result<Self, DomainError> {
+        if value != 0 && value.abs() <= Stock::MAX {
+            Ok(Self(value))
+        } else {
+            Err(DomainError::StockDeltaOutOfRange)
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The least stock there must be for this change to leave none negative.
+    pub fn needs(self) -> i64 {
+        (-self.0).max(0)
+    }
+}
+
+impl TryFrom<i64> for StockDelta {
+    type Error = DomainError;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<StockDelta> for i64 {
+    fn from(d: StockDelta) -> Self {
+        d.0
+    }
+}
+
+text_value!(
+    /// Why a stock adjustment was made (a delivery, a count, breakage): 1–200 characters, no
+    /// control characters, trimmed.
+    AdjustmentReason
+);
+
+impl AdjustmentReason {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let trimmed = raw.trim();
+        let count = trimmed.chars().count();
+        if (1..=200).contains(&count) && !trimmed.chars().any(char::is_control) {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(DomainError::InvalidAdjustmentReason)
+        }
+    }
+}
+
 impl TryFrom<i64> for Stock {
     type Error = DomainError;
     fn try_from(value: i64) -> Result<Self, Self::Error> {
@@ -95,6 +176,20 @@ mod tests {
             Stock::MAX + 5
         );
         assert!(Stock::on_hand(-1).is_err());
+    }
+
+    #[test]
+    fn a_delta_is_never_zero_and_says_what_stock_it_needs() {
+        assert!(StockDelta::new(0).is_err());
+        assert!(StockDelta::new(Stock::MAX + 1).is_err());
+        assert!(StockDelta::new(-Stock::MAX - 1).is_err());
+        assert_eq!(StockDelta::new(-5).unwrap().needs(), 5);
+        assert_eq!(StockDelta::new(7).unwrap().needs(), 0);
+        assert!(AdjustmentReason::parse(" ").is_err());
+        assert_eq!(
+            AdjustmentReason::parse(" delivery ").unwrap().as_str(),
+            "delivery"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! :put:PUT /products/{productId}. Clients are built once per environment, at init.
+//! PUT /products/{productId}. Clients are built once per environment, at init.
 
 use lambda_http::Error;
 use orders_core::config::Tables;

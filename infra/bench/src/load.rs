@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use orders_core::domain::{
     Currency, Money, OrderLines, Product, ProductId, ProductName, Quantity, Stock, UserId,
 };
-use orders_core::service::ports::{ReadProducts, WriteProduct};
+use orders_core::service::ports::ReadProducts;
 use orders_core::service::{CreateOrder, CreateOrderDeps, create_order};
 use orders_core::store::DynamoStore;
 use platform::http::Problem;
@@ -84,7 +84,7 @@ pub async fn seed(
         .iter()
         .map(|id| product(id))
         .collect::<Result<Vec<_>, _>>()?;
-    let results: Vec<_> = futures::stream::iter(products.iter().map(|p| store.put_product(p)))
+    let results: Vec<_> = futures::stream::iter(products.iter().map(|p| store.seed_product(p)))
         .buffer_unordered(16)
         .collect()
         .await;

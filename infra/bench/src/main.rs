@@ -262,13 +262,13 @@ pub fn tables_of(names: &BTreeMap<String, String>) -> Result<Tables, BenchError>
         orders: name("OrdersTable")?,
         outbox: name("OutboxTable")?,
         inbox: name("InboxTable")?,
+        stock_adjustments: name("StockAdjustmentsTable")?,
     })
 }
 
 /// The sample products the checked-in events refer to (p-1, …).
 async fn seed_sample_catalog(cli: &Cli, store: &DynamoStore) -> Result<(), BenchError> {
     use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
-    use orders_core::service::ports::WriteProduct;
     let path = cli.root.join("infra/sample-catalog.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| BenchError::Failed(format!("{}: {e}", path.display())))?;
@@ -289,7 +289,7 @@ async fn seed_sample_catalog(cli: &Cli, store: &DynamoStore) -> Result<(), Bench
             stock: Stock::new(1_000_000).map_err(bad)?,
         };
         store
-            .put_product(&product)
+            .seed_product(&product)
             .await
             .map_err(|e| BenchError::Failed(e.to_string()))?;
     }

@@ -757,7 +757,13 @@ Resources:
         ids.sort();
         assert_eq!(
             ids,
-            ["InboxTable", "OrdersTable", "OutboxTable", "ProductsTable"]
+            [
+                "InboxTable",
+                "OrdersTable",
+                "OutboxTable",
+                "ProductsTable",
+                "StockAdjustmentsTable"
+            ]
         );
     }
 }

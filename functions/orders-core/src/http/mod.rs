@@ -8,7 +8,7 @@ pub mod products;
 use lambda_http::http::{StatusCode, header};
 use platform::http::Problem;
 
-use crate::service::{CancelOrderError, CreateOrderError};
+use crate::service::{AdjustStockError, CancelOrderError, CreateOrderError, PutProductError};
 
 pub use platform::http::{Caller, serve};
 
@@ -116,6 +116,55 @@ impl From<CancelOrderError> for Problem {
                 Problem::internal(e)
             }
             CancelOrderError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PutProductError> for Problem {
+    fn from(failure: PutProductError) -> Self {
+        match failure {
+            PutProductError::StockDiffers { product, current } => Problem::new(
+                StatusCode::CONFLICT,
+                "stock-differs",
+                "Stock is not set by a replace",
+                format!(
+                    "product {product} has {current} in stock; leave `stock` out to replace its \
+                     details, and change stock with POST /products/{product}/stock-adjustments"
+                ),
+            )
+            .with("productId", product.as_str())
+            .with("stock", current),
+            PutProductError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AdjustStockError> for Problem {
+    fn from(failure: AdjustStockError) -> Self {
+        match failure {
+            AdjustStockError::UnknownProduct(id) => product_not_found(id.as_str()),
+            AdjustStockError::InsufficientStock {
+                product,
+                needs,
+                available,
+            } => Problem::new(
+                StatusCode::CONFLICT,
+                "insufficient-stock",
+                "Insufficient stock",
+                format!("product {product} has {available} left, the adjustment takes {needs}"),
+            )
+            .with("productId", product.as_str())
+            .with("requested", needs)
+            .with("available", available.max(0)),
+            AdjustStockError::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                "this Idempotency-Key was used before with a different adjustment",
+            ),
+            AdjustStockError::Busy { attempts } => busy(attempts),
+            e @ AdjustStockError::AdjustmentExists => Problem::internal(e),
+            AdjustStockError::Store(e) => e.into(),
         }
     }
 }

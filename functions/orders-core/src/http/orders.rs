@@ -99,7 +99,7 @@ pub fn parse_order_lines(body: Value) -> Result<OrderLines, Problem> {
     OrderLines::new(parsed).map_err(|e| Problem::validation(vec![FieldError::pointer("/items", e)]))
 }
 
-fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
+pub(super) fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
     let Some(raw) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };

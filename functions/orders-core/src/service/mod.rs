@@ -4,11 +4,16 @@
 
 mod apply;
 mod cancel;
+mod catalogue;
 mod create;
 pub mod ports;
 
 pub use apply::{ApplyError, apply};
 pub use cancel::{CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
+pub use catalogue::{
+    AdjustStock, AdjustStockDeps, AdjustStockError, Adjusted, Put, PutProductError, adjust_stock,
+    put_product,
+};
 pub(crate) use create::seconds_to_next_minute;
 pub use create::{
     CreateOrder, CreateOrderDeps, CreateOrderError, Created, create_order, request_hash,

@@ -9,8 +9,13 @@ use chrono::{DateTime, Utc};
 use platform::consumer::Applied;
 use platform::dynamo::StoreError;
 
-use super::{ApplyError, CancelOrderError, CreateOrderError};
-use crate::domain::{Order, OrderId, OrderStatus, Product, ProductId, UserId};
+use super::{
+    AdjustStockError, ApplyError, CancelOrderError, CreateOrderError, Put, PutProductError,
+};
+use crate::domain::{
+    Money, Order, OrderId, OrderStatus, Product, ProductId, ProductName, Stock, StockAdjustment,
+    UserId,
+};
 use crate::events::OrderEvent;
 
 /// An order as stored, with the hash of the request that created it (when an idempotency key was given).
@@ -102,12 +107,42 @@ pub trait ReadProduct: Send + Sync {
     ) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
 }
 
-/// Creates or replaces a product; answers whether it existed before.
+/// A product's details as a PUT gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductDraft {
+    pub id: ProductId,
+    pub name: ProductName,
+    pub price: Money,
+    /// The stock a new product starts with (none given: 0). On an existing product, if given, it
+    /// must equal the stock there is ([`PutProductError::StockDiffers`] otherwise): a replace
+    /// never sets stock.
+    pub stock: Option<Stock>,
+}
+
+/// Creates a product, or replaces its details in one conditional write that never touches its
+/// stock.
 pub trait WriteProduct: Send + Sync {
     fn put_product(
         &self,
-        product: &Product,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        draft: &ProductDraft,
+    ) -> impl Future<Output = Result<Put, PutProductError>> + Send;
+}
+
+/// Stock changes by a delta, recorded with the change in one transaction.
+pub trait AdjustStockLevel: Send + Sync {
+    /// Writes the adjustment record (only if there is none with its id) and adds the delta to the
+    /// product's stock (only if it exists and keeps stock ≥ 0): all or nothing.
+    fn adjust_stock(
+        &self,
+        adjustment: &StockAdjustment,
+    ) -> impl Future<Output = Result<(), AdjustStockError>> + Send;
+
+    /// An adjustment as recorded.
+    fn adjustment(
+        &self,
+        product: &ProductId,
+        adjustment_id: &str,
+    ) -> impl Future<Output = Result<Option<StockAdjustment>, StoreError>> + Send;
 }
 
 /// The order-events consumer's effects, each written with the event id in the inbox.
@@ -143,3 +178,7 @@ impl<T: ReadOrder + ListOrders> OrderReader for T {}
 /// What the catalogue functions may do.
 pub trait Catalogue: ReadProduct + WriteProduct {}
 impl<T: ReadProduct + WriteProduct> Catalogue for T {}
+
+/// What adjust-stock may do.
+pub trait StockKeeper: ReadProduct + AdjustStockLevel {}
+impl<T: ReadProduct + AdjustStockLevel> StockKeeper for T {}

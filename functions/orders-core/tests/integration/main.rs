@@ -3,6 +3,7 @@
 
 mod api;
 mod cancellation;
+mod catalogue;
 mod outbox;
 mod support;
 mod transactions;

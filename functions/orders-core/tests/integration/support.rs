@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 use orders_core::config::{OrderSettings, Tables};
 use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
 use orders_core::http;
-use orders_core::service::ports::{EventInbox, OrderWriter, WriteProduct};
+use orders_core::service::ports::{EventInbox, OrderWriter};
 use orders_core::service::{CreateOrderDeps, RetryPolicy};
 use orders_core::store::DynamoStore;
 use serde_json::{Value, json};
@@ -282,7 +282,7 @@ impl TestApp {
             price: Money::new(amount, Currency::parse(currency).unwrap()).unwrap(),
             stock: Stock::new(stock).unwrap(),
         };
-        self.store.put_product(&product).await.unwrap();
+        self.store.seed_product(&product).await.unwrap();
     }
 
     pub async fn stock(&self, id: &str) -> i64 {
@@ -524,6 +524,40 @@ pub async fn cancel(
 pub async fn get_product(app: &TestApp, event: ApiEvent) -> Answer {
     answer("get-product", event, |req| {
         http::products::get(&app.store, req)
+    })
+    .await
+}
+
+/// adjust-stock's dependencies, as its main builds them (fast retries).
+pub fn adjust_deps(app: &TestApp) -> orders_core::service::AdjustStockDeps<DynamoStore> {
+    orders_core::service::AdjustStockDeps {
+        store: app.store.clone(),
+        retry: RetryPolicy {
+            max_attempts: 8,
+            base_delay: std::time::Duration::from_millis(2),
+            max_delay: std::time::Duration::from_millis(20),
+        },
+    }
+}
+
+/// A stock adjustment of `delta` by an admin, with this idempotency key (if any).
+pub fn adjustment(product: &str, delta: i64, key: Option<&str>) -> ApiEvent {
+    let event = ApiEvent::load("adjust-stock.json")
+        .path_param("productId", product)
+        .body(json!({"delta": delta, "reason": "stock count"}))
+        .without_header("idempotency-key");
+    match key {
+        Some(key) => event.header("idempotency-key", key),
+        None => event,
+    }
+}
+
+pub async fn adjust_stock(
+    deps: &orders_core::service::AdjustStockDeps<DynamoStore>,
+    event: ApiEvent,
+) -> Answer {
+    answer("adjust-stock", event, |req| {
+        http::products::adjust(deps, req)
     })
     .await
 }
