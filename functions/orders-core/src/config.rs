@@ -59,3 +59,14 @@ pub fn event_source(vars: impl Vars) -> Result<String, ConfigError> {
 pub fn order_events_queue(vars: impl Vars) -> Result<String, ConfigError> {
     vars.required("ORDER_EVENTS_QUEUE_URL")
 }
+
+/// Where the relay sets aside the records it can never send.
+pub fn relay_dead_letter_queue(vars: impl Vars) -> Result<String, ConfigError> {
+    vars.required("RELAY_DEAD_LETTER_QUEUE_URL")
+}
+
+/// How old an outbox event no consumer recorded must be before the reconciler sends it again.
+pub fn reconcile_after(vars: impl Vars) -> Result<chrono::Duration, ConfigError> {
+    let minutes: u32 = vars.positive("RECONCILE_AFTER_MINUTES")?;
+    Ok(chrono::Duration::minutes(i64::from(minutes)))
+}

@@ -211,6 +211,11 @@ pub fn outbox_put<T: EventType, D: Serialize>(
         "expiresAt".to_owned(),
         n((event.time + OUTBOX_RETENTION).timestamp()),
     );
+    // In the sparse `pending` index until the reconciler finds it recorded by its consumer.
+    item.insert(
+        crate::reconcile::PENDING_HOUR.to_owned(),
+        s(crate::reconcile::hour_of(event.time)),
+    );
     Ok(Put::builder()
         .table_name(table)
         .set_item(Some(item))

@@ -8,6 +8,7 @@
 //! - [`events`]: the CloudEvents envelope services talk in;
 //! - [`dynamo`]: DynamoDB errors, tagged transactions, the outbox and inbox items;
 //! - [`relay`]: an outbox table's stream → an SQS FIFO queue;
+//! - [`reconcile`]: sends again the outbox events no consumer recorded (beyond the stream's 24 h);
 //! - [`consumer`]: the inbox-guarded loop that applies a queue's events.
 //!
 //! A service brings its domain, its store (ports and their DynamoDB adapter) and its handlers.
@@ -19,6 +20,7 @@ pub mod dynamo;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod reconcile;
 pub mod relay;
 pub mod retry;
 pub mod telemetry;

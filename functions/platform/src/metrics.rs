@@ -43,15 +43,21 @@ pub mod names {
     pub const CONSUMER_FAILURES: &str = "ConsumerFailures";
     pub const EVENT_AGE: &str = "EventAge";
     pub const COLD_START: &str = "ColdStart";
+    /// Stream records the relay could never send, set aside whole in its dead-letter queue.
+    pub const RECORDS_SET_ASIDE: &str = "RecordsSetAside";
+    /// Outbox events the reconciler sent again because no consumer had recorded them.
+    pub const EVENTS_REPUBLISHED: &str = "EventsRepublished";
 
     /// Every metric the plumbing writes.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 8] = [
         TRANSACTION_RETRIES,
         EVENTS_RELAYED,
         EVENTS_CONSUMED,
         CONSUMER_FAILURES,
         EVENT_AGE,
         COLD_START,
+        RECORDS_SET_ASIDE,
+        EVENTS_REPUBLISHED,
     ];
 }
 

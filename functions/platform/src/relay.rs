@@ -9,6 +9,11 @@
 //! same call may still be accepted. A call therefore never carries two events of the same order:
 //! what slips through is only ever another order's event (re-sent on retry and deduplicated), never
 //! a later event of the order whose event failed.
+//!
+//! The stream mapping retries without end (`MaximumRetryAttempts: -1`), so a send that fails only
+//! delays events. A record the relay can never send (an INSERT that is not an outbox event it
+//! understands) would then hold its shard for good: it is set aside instead — its whole content
+//! goes to the relay's dead-letter queue, it is reported handled, and the records after it flow.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -45,6 +50,8 @@ pub enum PublishError {
     Sqs(Box<aws_sdk_sqs::Error>),
     #[error("an SQS request could not be built: {0}")]
     Build(#[from] BuildError),
+    #[error("SQS refused event {0}")]
+    Refused(String),
 }
 
 impl<E, R> From<aws_sdk_sqs::error::SdkError<E, R>> for PublishError
@@ -56,29 +63,94 @@ where
     }
 }
 
-/// Where the relay sends events.
+/// Where the relay sends events, and the records it cannot send.
 pub trait Publisher: Send + Sync {
     /// Sends up to ten events; answers the positions (in `batch`) of those SQS did not accept.
     fn publish(
         &self,
         batch: &[Outgoing],
     ) -> impl Future<Output = Result<Vec<usize>, PublishError>> + Send;
+
+    /// Sends a record that can never be relayed, whole, to the dead-letter queue.
+    fn set_aside(
+        &self,
+        dead_letter: &DeadLetter,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
-/// The SQS FIFO queue the events go to.
+/// A stream record the relay can never send, and why: the body of its dead-letter message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub reason: String,
+    /// The stream record as Lambda delivered it (keys, new image, sequence number), or only its
+    /// keys and sequence number when the whole would not fit in a message.
+    pub record: serde_json::Value,
+    pub truncated: bool,
+}
+
+impl DeadLetter {
+    /// The largest body sent whole: SQS takes 256 KiB; the rest is kept for the envelope.
+    pub const MAX_RECORD_BYTES: usize = 250 * 1024;
+
+    pub fn new(record: &EventRecord, reason: &RecordError) -> Self {
+        let whole = serde_json::to_value(record).unwrap_or_default();
+        let fits = whole.to_string().len() <= Self::MAX_RECORD_BYTES;
+        let record = if fits {
+            whole
+        } else {
+            serde_json::json!({
+                "eventID": record.event_id,
+                "eventName": record.event_name,
+                "eventSourceARN": record.event_source_arn,
+                "dynamodb": {
+                    "Keys": serde_json::to_value(&record.change.keys).unwrap_or_default(),
+                    "SequenceNumber": record.change.sequence_number,
+                },
+            })
+        };
+        Self {
+            reason: reason.to_string(),
+            record,
+            truncated: !fits,
+        }
+    }
+}
+
+/// The SQS FIFO queue the events go to, and the standard queue records that cannot be sent go to.
 #[derive(Debug, Clone)]
 pub struct SqsPublisher {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    dead_letter_queue_url: String,
 }
 
 impl SqsPublisher {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
-        Self { client, queue_url }
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: String,
+        dead_letter_queue_url: String,
+    ) -> Self {
+        Self {
+            client,
+            queue_url,
+            dead_letter_queue_url,
+        }
     }
 }
 
 impl Publisher for SqsPublisher {
+    async fn set_aside(&self, dead_letter: &DeadLetter) -> Result<(), PublishError> {
+        let body = serde_json::to_string(dead_letter).unwrap_or_default();
+        self.client
+            .send_message()
+            .queue_url(&self.dead_letter_queue_url)
+            .message_body(body)
+            .send()
+            .await?;
+        Ok(())
+    }
+
     async fn publish(&self, batch: &[Outgoing]) -> Result<Vec<usize>, PublishError> {
         let entries = batch
             .iter()
@@ -136,14 +208,19 @@ pub enum RecordError {
 /// The events of one outbox: `relay::<Outbox<MyEventType, MyData>, _>`.
 pub struct Outbox<T, D>(PhantomData<fn() -> (T, D)>);
 
-/// What the relay needs to know of an outbox's events: how to read one from a stream record.
+/// What the relay needs to know of an outbox's events: how to read one from an outbox item.
 pub trait OutboxEvents {
-    fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError>;
+    fn outgoing_item(item: serde_dynamo::Item) -> Result<Outgoing, RecordError>;
+
+    /// The event of a stream record's new image.
+    fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError> {
+        Self::outgoing_item(record.change.new_image.clone())
+    }
 }
 
 impl<T: EventType, D: Serialize + DeserializeOwned> OutboxEvents for Outbox<T, D> {
-    fn outgoing(record: &EventRecord) -> Result<Outgoing, RecordError> {
-        let event: CloudEvent<T, D> = serde_dynamo::from_item(record.change.new_image.clone())?;
+    fn outgoing_item(item: serde_dynamo::Item) -> Result<Outgoing, RecordError> {
+        let event: CloudEvent<T, D> = serde_dynamo::from_item(item)?;
         Ok(Outgoing {
             group_id: event.subject.clone(),
             event_id: event.id.clone(),
@@ -198,11 +275,15 @@ async fn relay_records<E: OutboxEvents, P: Publisher>(
                 pending.push((seq, out));
             }
             Err(error) => {
-                // Send what came before, then hold the batch at the record that cannot be sent:
-                // Lambda retries it, bisects, and finally hands it to the on-failure destination.
+                // Send what came before (in order), then set this record aside whole; if even
+                // that fails, retry from here.
                 flush(publisher, metrics, &mut pending).await?;
-                tracing::error!(%error, sequence_number = %seq, "an outbox record cannot be relayed");
-                return Err(RetryFrom(seq));
+                tracing::error!(%error, sequence_number = %seq, "an outbox record cannot be relayed; setting it aside");
+                if let Err(e) = publisher.set_aside(&DeadLetter::new(record, &error)).await {
+                    tracing::warn!(error = %e, "setting the record aside failed");
+                    return Err(RetryFrom(seq));
+                }
+                metrics.add(names::RECORDS_SET_ASIDE, Unit::Count, 1.0);
             }
         }
         if pending.len() == SQS_BATCH {

@@ -428,6 +428,31 @@ async fn run_queue(app: Arc<LocalApp>, function: String, trigger: Trigger) -> Re
     }
 }
 
+/// Plays one schedule until the process ends: the function is invoked every `every`, first one
+/// period after start (as EventBridge Scheduler does), with a scheduled-event payload.
+async fn run_schedule(
+    app: Arc<LocalApp>,
+    function: String,
+    every: Duration,
+) -> Result<(), DevError> {
+    let pool = app.pools[&function].clone();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        let event = json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "resources": [format!("arn:aws:scheduler:us-east-1:000000000000:schedule/default/{function}")],
+            "detail": {},
+        });
+        // A failure is on the console already; the next tick runs it again.
+        let _ = hand_over::<serde_json::Value, _>(&pool, &app.console, event).await;
+    }
+}
+
 async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
@@ -449,6 +474,9 @@ pub fn start_triggers(
             let task = match trigger {
                 Trigger::Stream { .. } => tokio::spawn(run_stream(app, name, trigger)),
                 Trigger::Queue { .. } => tokio::spawn(run_queue(app, name, trigger)),
+                Trigger::Schedule { every_secs } => {
+                    tokio::spawn(run_schedule(app, name, Duration::from_secs(every_secs)))
+                }
             };
             mappings.push(task);
         }

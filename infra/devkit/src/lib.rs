@@ -14,4 +14,4 @@ pub mod template;
 
 pub use provision::{ProvisionError, create_tables, table_name};
 pub use queues::{Queues, create_queues};
-pub use template::{PhysicalNames, Template, TemplateError};
+pub use template::{PhysicalNames, Template, TemplateError, Trigger};

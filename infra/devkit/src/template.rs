@@ -132,11 +132,14 @@ pub enum Trigger {
         batch_size: i32,
         /// `FilterCriteria` patterns on `eventName` (the only kind this project uses).
         event_names: Option<Vec<String>>,
+        /// `None`: retried until the record leaves the stream (`-1`).
         maximum_retry_attempts: Option<u32>,
         on_failure_queue: Option<String>,
     },
     /// An SQS mapping.
     Queue { queue: String, batch_size: i32 },
+    /// An EventBridge Scheduler schedule, `rate(…)`.
+    Schedule { every_secs: u64 },
 }
 
 /// How local tooling names what CloudFormation would name: the physical name of each resource.
@@ -273,7 +276,10 @@ impl Template {
                                 .flat_map(|pattern| pattern.event_name)
                                 .collect()
                         }),
-                        maximum_retry_attempts: stream.maximum_retry_attempts,
+                        // -1 (or absent, Lambda's default): retry until the record expires.
+                        maximum_retry_attempts: stream
+                            .maximum_retry_attempts
+                            .and_then(|n| u32::try_from(n).ok()),
                         on_failure_queue: stream
                             .destination_config
                             .and_then(|d| d.on_failure.destination.target().map(str::to_owned)),
@@ -282,6 +288,11 @@ impl Template {
                         queue: queue.queue.resource(id, "Queue")?,
                         batch_size: queue.batch_size.unwrap_or(10),
                     }),
+                    EventSource::ScheduleV2(schedule) => {
+                        if let Some(every_secs) = rate_secs(&schedule.schedule_expression) {
+                            triggers.push(Trigger::Schedule { every_secs });
+                        }
+                    }
                     EventSource::HttpApi(_) | EventSource::Other => {}
                 }
             }
@@ -412,8 +423,29 @@ enum EventSource {
     HttpApi(HttpApiEvent),
     DynamoDB(StreamEventSource),
     SQS(QueueEventSource),
+    ScheduleV2(ScheduleEventSource),
     #[serde(other)]
     Other,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ScheduleEventSource {
+    schedule_expression: String,
+}
+
+/// The period of a `rate(…)` schedule expression (`cron(…)` is not played locally).
+fn rate_secs(expression: &str) -> Option<u64> {
+    let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (value, unit) = inner.trim().split_once(' ')?;
+    let value: u64 = value.parse().ok()?;
+    let unit_secs = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(value * unit_secs)
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,7 +471,7 @@ struct StreamEventSource {
     stream: Reference,
     batch_size: Option<i32>,
     filter_criteria: Option<FilterCriteria>,
-    maximum_retry_attempts: Option<u32>,
+    maximum_retry_attempts: Option<i64>,
     destination_config: Option<DestinationConfig>,
 }
 
@@ -702,8 +734,8 @@ Resources:
                 table: "OutboxTable".into(),
                 batch_size: 100,
                 event_names: Some(vec!["INSERT".into()]),
-                maximum_retry_attempts: Some(10),
-                on_failure_queue: Some("RelayFailureQueue".into()),
+                maximum_retry_attempts: None,
+                on_failure_queue: None,
             }]
         );
         let consumer = functions
@@ -743,6 +775,40 @@ Resources:
                 "{f} has no errors-and-throttles alarm"
             );
         }
+    }
+
+    #[test]
+    fn the_relay_retries_until_records_expire_and_lag_and_dead_letters_are_alarmed() {
+        let t = Template::load_default().unwrap();
+        let relay = t.resource_properties("OutboxRelayFunction").unwrap();
+        let mapping = &relay["Events"]["Outbox"]["Properties"];
+        assert_eq!(mapping["MaximumRetryAttempts"], -1);
+        assert_eq!(mapping["MaximumRecordAgeInSeconds"], -1);
+        assert!(
+            mapping.get("DestinationConfig").is_none(),
+            "the relay sets records aside itself, whole"
+        );
+        let alarms: Vec<&Value> = t
+            .resources()
+            .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+            .map(|(_, r)| &r["Properties"])
+            .collect();
+        let lag = alarms
+            .iter()
+            .find(|a| {
+                a["MetricName"] == "IteratorAge"
+                    && a["Dimensions"][0]["Value"]
+                        == serde_json::json!({"Ref": "OutboxRelayFunction"})
+            })
+            .expect("an IteratorAge alarm on the relay");
+        let window = lag["Period"].as_u64().unwrap() * lag["EvaluationPeriods"].as_u64().unwrap();
+        assert!(window <= 600, "the lag alarm speaks within minutes");
+        assert!(lag["Threshold"].as_u64().unwrap() <= 300_000);
+        assert!(
+            alarms.iter().any(|a| a["Dimensions"][0]["Value"]
+                == serde_json::json!({"Fn::GetAtt": ["RelayFailureQueue", "QueueName"]})),
+            "the relay's dead-letter queue is alarmed"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod api;
 mod cancellation;
 mod catalogue;
+mod delivery;
 mod outbox;
 mod support;
 mod transactions;

@@ -14,7 +14,7 @@ use orders_core::service::ports::EventInbox;
 use orders_core::store::{DynamoStore, StoreError};
 use platform::consumer::{Applied, SqsEvent};
 use platform::metrics::Metrics;
-use platform::relay::{Outgoing, PublishError, Publisher, StreamEvent, relay};
+use platform::relay::{DeadLetter, Outgoing, PublishError, Publisher, StreamEvent, relay};
 use serde_json::Value;
 
 use crate::support::*;
@@ -77,6 +77,10 @@ impl Publisher for Recorder {
     async fn publish(&self, batch: &[Outgoing]) -> Result<Vec<usize>, PublishError> {
         self.0.lock().unwrap().extend_from_slice(batch);
         Ok(Vec::new())
+    }
+
+    async fn set_aside(&self, dead_letter: &DeadLetter) -> Result<(), PublishError> {
+        panic!("nothing is set aside here: {dead_letter:?}");
     }
 }
 
@@ -206,6 +210,10 @@ impl Publisher for Refusing<'_> {
             assert!(self.inner.publish(&accepted).await?.is_empty());
         }
         Ok(refused)
+    }
+
+    async fn set_aside(&self, dead_letter: &DeadLetter) -> Result<(), PublishError> {
+        self.inner.set_aside(dead_letter).await
     }
 }
 

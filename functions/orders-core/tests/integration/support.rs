@@ -116,19 +116,40 @@ impl TestApp {
         SqsPublisher::new(
             self.sqs.clone(),
             self.env("OutboxRelayFunction", "ORDER_EVENTS_QUEUE_URL"),
+            self.env("OutboxRelayFunction", "RELAY_DEAD_LETTER_QUEUE_URL"),
         )
     }
 
-    /// The outbox stream → relay mapping, as template.yaml declares it (TRIM_HORIZON, batch 100).
+    /// The outbox stream → relay mapping, as template.yaml declares it (TRIM_HORIZON, its batch
+    /// size, `eventName` filter and retry limit).
     pub async fn outbox_mapping(&self) -> StreamMapping {
-        StreamMapping::for_table(
+        let template = Template::load_default().expect("template.yaml parses");
+        let relay = template
+            .functions()
+            .expect("functions parse")
+            .into_iter()
+            .find(|f| f.logical_id == "OutboxRelayFunction")
+            .expect("template.yaml has the relay");
+        let Some(devkit::Trigger::Stream {
+            batch_size,
+            event_names,
+            maximum_retry_attempts,
+            ..
+        }) = relay.triggers.into_iter().next()
+        else {
+            panic!("the relay is triggered by a stream");
+        };
+        let mut mapping = StreamMapping::for_table(
             &self.client,
             self.streams.clone(),
             &self.tables().outbox,
-            100,
+            batch_size,
         )
         .await
-        .expect("the outbox table has a stream")
+        .expect("the outbox table has a stream");
+        mapping.event_names = event_names;
+        mapping.maximum_retry_attempts = maximum_retry_attempts;
+        mapping
     }
 
     /// The order-events queue → consumer mapping (batch 10).

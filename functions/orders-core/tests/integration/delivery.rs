@@ -1,0 +1,277 @@
+//! Events that cannot be lost: a send outage only delays them (in order per order), a record the
+//! relay can never send is set aside whole and does not hold the stream, and the reconciler sends
+//! again what no consumer recorded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{Duration, Utc};
+use orders_core::config::reconcile_after;
+use orders_core::events::OrderOutbox;
+use platform::reconcile::{Reconciled, Reconciler};
+use platform::relay::{DeadLetter, Outgoing, PublishError, Publisher, SqsPublisher};
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The relay's publisher, but while `down` every send fails as an unreachable SQS does (a real
+/// connection error from the SDK, to a port nothing listens on).
+struct Outage {
+    live: SqsPublisher,
+    dead: SqsPublisher,
+    down: AtomicBool,
+}
+
+impl Outage {
+    async fn new(app: &TestApp) -> Self {
+        let unreachable = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            drop(listener);
+            format!("http://127.0.0.1:{port}")
+        };
+        let config = aws_sdk_sqs::config::Builder::from(&platform::aws::config().await)
+            .endpoint_url(unreachable)
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+            .build();
+        let url = app.env("OutboxRelayFunction", "ORDER_EVENTS_QUEUE_URL");
+        let dlq = app.env("OutboxRelayFunction", "RELAY_DEAD_LETTER_QUEUE_URL");
+        Self {
+            live: app.publisher(),
+            dead: SqsPublisher::new(aws_sdk_sqs::Client::from_conf(config), url, dlq),
+            down: AtomicBool::new(true),
+        }
+    }
+
+    fn current(&self) -> &SqsPublisher {
+        if self.down.load(Ordering::SeqCst) {
+            &self.dead
+        } else {
+            &self.live
+        }
+    }
+}
+
+impl Publisher for Outage {
+    async fn publish(&self, batch: &[Outgoing]) -> Result<Vec<usize>, PublishError> {
+        self.current().publish(batch).await
+    }
+
+    async fn set_aside(&self, dead_letter: &DeadLetter) -> Result<(), PublishError> {
+        self.current().set_aside(dead_letter).await
+    }
+}
+
+/// Every message of a queue, in the order received, as (group id, body); deleted.
+async fn receive_all(app: &TestApp, queue: &str) -> Vec<(String, Value)> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    let mut all = Vec::new();
+    loop {
+        let out = app
+            .sqs
+            .receive_message()
+            .queue_url(app.queue_url(queue))
+            .max_number_of_messages(10)
+            .message_system_attribute_names(A::All)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return all;
+        }
+        for m in messages {
+            app.sqs
+                .delete_message()
+                .queue_url(app.queue_url(queue))
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+            let group = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&A::MessageGroupId).cloned())
+                .unwrap_or_default();
+            all.push((
+                group,
+                serde_json::from_str(m.body().unwrap_or_default()).unwrap(),
+            ));
+        }
+    }
+}
+
+async fn place(app: &TestApp, user: &str) -> String {
+    let answer = create(&app.create_deps(), order_by(user, lines(&[("p-1", 1)]))).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    answer.body["orderId"].as_str().unwrap().to_owned()
+}
+
+async fn cancel_order(app: &TestApp, user: &str, id: &str) {
+    let deps = orders_core::service::CancelOrderDeps {
+        store: app.store.clone(),
+        event_source: app.env("CancelOrderFunction", "EVENT_SOURCE"),
+        retry: Default::default(),
+        metrics: app.metrics.clone(),
+    };
+    let event = ApiEvent::load("cancel-order.json")
+        .user(user, &["orders:write", "orders:read"])
+        .path_param("orderId", id);
+    assert_eq!(cancel(&deps, event).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_send_outage_delays_events_and_loses_none_in_order_per_order() {
+    // GIVEN orders in the outbox, and SQS unreachable from the relay
+    let app = TestApp::new().await;
+    app.add_product("p-1", 100, "EUR", 1000).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(place(&app, &format!("early-{i}")).await);
+    }
+    let outage = Outage::new(&app).await;
+    let mut mapping = app.outbox_mapping().await;
+    // WHEN the relay fails, more times than any retry limit, while orders keep being taken and cancelled
+    for round in 0..15 {
+        let delivery = mapping
+            .deliver_once(|event| async {
+                Ok::<_, std::convert::Infallible>(
+                    platform::relay::relay::<OrderOutbox, _>(&outage, &app.metrics, event).await,
+                )
+            })
+            .await
+            .unwrap()
+            .expect("the stream has records");
+        assert!(
+            delivery.retry_from.is_some(),
+            "round {round}: the send failed"
+        );
+        assert!(
+            delivery.gave_up.is_none(),
+            "round {round}: the mapping gave records up"
+        );
+        if round % 5 == 0 {
+            ids.push(place(&app, &format!("late-{round}")).await);
+        }
+        if round == 7 {
+            cancel_order(&app, "early-1", &ids[1]).await;
+            cancel_order(&app, "early-2", &ids[2]).await;
+        }
+    }
+    // AND SQS comes back
+    outage.down.store(false, Ordering::SeqCst);
+    app.relay_all(&mut mapping, &outage).await;
+    // THEN every event of the outbox arrived once, and each order's events in the order written
+    let received = receive_all(&app, "OrderEventsQueue").await;
+    let outbox = app.events().await;
+    assert_eq!(received.len(), outbox.len());
+    assert_eq!(outbox.len(), ids.len() + 2);
+    let mut per_order: HashMap<String, Vec<String>> = HashMap::new();
+    for (group, body) in &received {
+        assert_eq!(&body["subject"], group);
+        per_order
+            .entry(group.clone())
+            .or_default()
+            .push(body["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(per_order.len(), ids.len());
+    for id in &ids[1..3] {
+        assert_eq!(per_order[id], ["order.created", "order.cancelled"]);
+    }
+}
+
+#[tokio::test]
+async fn a_record_the_relay_cannot_send_is_set_aside_whole_and_the_rest_flow() {
+    // GIVEN a foreign item written into the outbox between orders
+    let app = TestApp::new().await;
+    app.add_product("p-1", 100, "EUR", 1000).await;
+    place(&app, "a").await;
+    app.client
+        .put_item()
+        .table_name(&app.tables().outbox)
+        .item("id", AttributeValue::S("not-an-event".into()))
+        .item("note", AttributeValue::S("written by hand".into()))
+        .send()
+        .await
+        .unwrap();
+    place(&app, "b").await;
+    // WHEN the stream is relayed
+    let mut mapping = app.outbox_mapping().await;
+    let deliveries = app.relay_all(&mut mapping, &app.publisher()).await;
+    // THEN the foreign record was reported handled (the stream never stopped at it)
+    assert!(deliveries.iter().all(|d| d.retry_from.is_none()));
+    // AND both orders' events reached the queue
+    assert_eq!(receive_all(&app, "OrderEventsQueue").await.len(), 2);
+    // AND the foreign record is in the relay's dead-letter queue, whole, with the reason
+    let dead = receive_all(&app, "RelayFailureQueue").await;
+    assert_eq!(dead.len(), 1);
+    let letter = &dead[0].1;
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an outbox event")
+    );
+    assert_eq!(letter["truncated"], false);
+    let image = &letter["record"]["dynamodb"]["NewImage"];
+    assert_eq!(image["id"]["S"], "not-an-event");
+    assert_eq!(image["note"]["S"], "written by hand");
+    assert!(letter["record"]["dynamodb"]["SequenceNumber"].is_string());
+    assert_eq!(app.metric_total("RecordsSetAside", &[]), 1.0);
+}
+
+#[tokio::test]
+async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
+    // GIVEN three orders relayed and consumed, and two whose stream records were never relayed
+    // (an outage longer than the stream keeps records)
+    let app = TestApp::new().await;
+    app.add_product("p-1", 100, "EUR", 1000).await;
+    let mut ids = Vec::new();
+    for user in ["a", "b", "c"] {
+        ids.push(place(&app, user).await);
+    }
+    let mut mapping = app.outbox_mapping().await;
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    app.consume_all(&app.store).await;
+    for user in ["d", "e"] {
+        ids.push(place(&app, user).await);
+    }
+    let env = |name: &str| app.envs["OutboxReconcilerFunction"].get(name).cloned();
+    let reconciler = Reconciler {
+        client: app.client.clone(),
+        outbox_table: app.tables().outbox.clone(),
+        inbox_table: app.tables().inbox.clone(),
+        after: reconcile_after(env).expect("template.yaml sets RECONCILE_AFTER_MINUTES"),
+    };
+    let run = |minutes: i64| {
+        let reconciler = &reconciler;
+        let app = &app;
+        async move {
+            reconciler
+                .run::<OrderOutbox, _>(
+                    &app.publisher(),
+                    &app.metrics,
+                    Utc::now() + Duration::minutes(minutes),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // WHEN the reconciler runs before the events are N minutes old: nothing happens
+    assert_eq!(run(0).await, Reconciled::default());
+    assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
+    // WHEN it runs after N minutes: the consumed events leave the pending index, the others are sent
+    let after = reconciler.after.num_minutes() + 1;
+    let first = run(after).await;
+    assert_eq!((first.settled, first.republished), (3, 2));
+    app.consume_all(&app.store).await;
+    for id in &ids {
+        assert_eq!(app.status(id).await, "CONFIRMED", "{id}");
+    }
+    // THEN the next run finds them recorded, and the one after that has nothing left to read
+    let second = run(after + 5).await;
+    assert_eq!((second.settled, second.republished), (2, 0));
+    assert_eq!(run(after + 10).await, Reconciled::default());
+    assert_eq!(app.metric_total("EventsRepublished", &[]), 2.0);
+}
