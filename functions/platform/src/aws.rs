@@ -1,6 +1,36 @@
 //! The AWS SDK configuration, loaded once per environment at init.
 
-/// Loads the AWS configuration once at init. Endpoints come only from the standard variables
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+
+/// How long a connection may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one attempt of a call may take (DynamoDB and SQS answer in milliseconds; a hung
+/// endpoint must not hold the invocation).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one call may take, its retries included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every call: bounded attempts, bounded time. The SDK retries throttling and network errors up
+/// to 3 attempts with short backoff (at most 1 s, not the default 20 s), so a call is over within
+/// [`OPERATION_TIMEOUT`]; the invocation's own budget (`http::serve`) ends before the function's
+/// timeout whatever is retried inside it.
+pub fn timeouts() -> (TimeoutConfig, RetryConfig) {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(1));
+    (timeouts, retries)
+}
+
+/// Loads the AWS configuration once at init, with [`timeouts`]. Endpoints come only from the standard variables
 /// (`AWS_ENDPOINT_URL_DYNAMODB`, …), which is how the local emulators are reached.
 ///
 /// The HTTPS client trusts the five Amazon Trust Services roots (`certs/amazon-trust-services.pem`)
@@ -9,7 +39,10 @@
 /// something else (`SSL_CERT_FILE`/`SSL_CERT_DIR`, say for a TLS-inspecting proxy's CA, or a proxy
 /// variable), the SDK's default client is used, which honours them.
 pub async fn config() -> aws_config::SdkConfig {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let (timeouts, retries) = timeouts();
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(retries);
     let loader = match aws_endpoints_client(|name| std::env::var_os(name).is_some()) {
         Some(client) => loader.http_client(client),
         None => loader,

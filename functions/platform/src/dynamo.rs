@@ -36,7 +36,7 @@ pub enum StoreError {
     Encode(#[from] serde_dynamo::Error),
     #[error("the transaction was cancelled for reasons [{}]", .0.join(","))]
     Cancelled(Vec<String>),
-    #[error("DynamoDB is throttling or busy")]
+    #[error("DynamoDB is throttling, busy or not answering")]
     Transient,
 }
 
@@ -46,6 +46,16 @@ where
     aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
 {
     fn from(err: SdkError<E, R>) -> Self {
+        // No answer in time, or no connection: the same request may succeed a moment later.
+        let kind = match &err {
+            SdkError::TimeoutError(_) => Some("timeout"),
+            SdkError::DispatchFailure(_) => Some("no connection"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            tracing::warn!(kind, "DynamoDB did not answer");
+            return StoreError::Transient;
+        }
         let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
         if is_transient_code(code) {
             return StoreError::Transient;

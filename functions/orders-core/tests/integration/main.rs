@@ -7,4 +7,5 @@ mod catalogue;
 mod delivery;
 mod outbox;
 mod support;
+mod timeouts;
 mod transactions;

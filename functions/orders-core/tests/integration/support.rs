@@ -441,6 +441,18 @@ impl ApiEvent {
         self
     }
 
+    /// The request as Lambda hands it over with `time_left` until the invocation's deadline.
+    pub fn request_within(self, time_left: std::time::Duration) -> Request {
+        use lambda_http::RequestExt;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let mut context = lambda_http::Context::default();
+        context.request_id = "lambda-request-1".to_owned();
+        context.deadline = u64::try_from((now + time_left).as_millis()).unwrap();
+        self.request().with_lambda_context(context)
+    }
+
     pub fn request(self) -> Request {
         lambda_http::request::from_str(&self.0.to_string()).expect("a valid API Gateway v2 event")
     }

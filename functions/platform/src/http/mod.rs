@@ -7,6 +7,7 @@ pub mod body;
 pub mod problem;
 
 use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription;
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -92,8 +93,28 @@ where
     .await
 }
 
+/// What is kept of the function's time for the answer to leave: the handler's budget ends this
+/// long before the invocation's deadline.
+pub const ANSWER_MARGIN: Duration = Duration::from_millis(1500);
+
+/// How long the handler may run: until [`ANSWER_MARGIN`] before the invocation's deadline.
+/// `None` without a deadline (a request built outside Lambda).
+pub fn budget(req: &Request) -> Option<Duration> {
+    let deadline = req.lambda_context_ref()?.deadline;
+    if deadline == 0 {
+        return None;
+    }
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline);
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Some(left.saturating_sub(ANSWER_MARGIN))
+}
+
 /// Runs one route's handler inside the invocation's span and turns its problem into a response.
-/// Handlers never fail the invocation: every outcome is an HTTP answer.
+/// Handlers never fail the invocation: every outcome is an HTTP answer, also when the handler is
+/// still waiting (on a hung or throttled dependency) as the function's time runs out: then it is
+/// stopped at its [`budget`] and the answer is 503 with `Retry-After`.
 pub async fn serve<F, Fut>(
     operation: &'static str,
     req: Request,
@@ -118,8 +139,15 @@ where
         status = field::Empty,
         outcome = field::Empty,
     );
+    let budget = budget(&req);
     async move {
-        let response = match handler(req).await {
+        let outcome = match budget {
+            Some(budget) => tokio::time::timeout(budget, handler(req))
+                .await
+                .unwrap_or_else(|_| Err(Problem::out_of_time(budget))),
+            None => handler(req).await,
+        };
+        let response = match outcome {
             Ok(response) => {
                 tracing::Span::current().record("outcome", "ok");
                 response
@@ -251,6 +279,47 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request_with(time_left: Duration) -> Request {
+        let deadline = SystemTime::now() + time_left;
+        let mut context = lambda_http::Context::default();
+        context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        Request::default().with_lambda_context(context)
+    }
+
+    #[tokio::test]
+    async fn a_handler_still_waiting_at_its_budget_is_answered_503_in_time() {
+        // GIVEN an invocation with 1.7 s left, and a handler waiting on something that hangs
+        let time_left = ANSWER_MARGIN + Duration::from_millis(200);
+        let started = tokio::time::Instant::now();
+        let response = serve("create-order", request_with(time_left), |_| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Response::new(Body::Empty))
+        })
+        .await
+        .unwrap();
+        // THEN it is stopped at the budget and answered 503 with Retry-After, before the deadline
+        assert!(started.elapsed() < time_left);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body: serde_json::Value = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("a problem body, not {other:?}"),
+        };
+        assert_eq!(body["type"], "urn:orders:problem:service-unavailable");
+        assert!(body["detail"].as_str().unwrap().contains("Idempotency-Key"));
+    }
+
+    #[tokio::test]
+    async fn without_a_deadline_there_is_no_budget() {
+        assert_eq!(budget(&Request::default()), None);
+        let spent = budget(&request_with(Duration::from_millis(100))).unwrap();
+        assert_eq!(
+            spent,
+            Duration::ZERO,
+            "less time left than the margin: none to spend"
+        );
+    }
 
     #[test]
     fn pointers_escape_per_rfc_6901() {

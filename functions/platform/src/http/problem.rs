@@ -205,6 +205,23 @@ impl Problem {
         .with_header(header::RETRY_AFTER, retry_after_secs)
     }
 
+    /// The handler did not finish within the invocation's budget: what it was doing may or may not
+    /// have taken effect, so the client retries (an idempotent request with the same key).
+    pub fn out_of_time(budget: std::time::Duration) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Service unavailable",
+            "the request did not finish in time and may or may not have taken effect; retry it \
+             (with the same Idempotency-Key) after the time given",
+        )
+        .with_header(header::RETRY_AFTER, 1)
+        .with_internal(format!(
+            "stopped at the invocation's budget of {} ms",
+            budget.as_millis()
+        ))
+    }
+
     /// A 500 whose body says nothing but the request id (in `instance`).
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Problem::new(
