@@ -37,6 +37,14 @@ pub enum MessageError<E> {
     NotAnEvent(#[from] serde_json::Error),
     #[error("unsupported CloudEvents specversion {0}")]
     SpecVersion(String),
+    /// Event ids are derived from (subject, type): an id that is not was never written by a
+    /// producer of this shop.
+    #[error("event {id} is not the id of a {event_type} event about {subject}")]
+    ForeignId {
+        id: String,
+        event_type: &'static str,
+        subject: String,
+    },
     #[error(transparent)]
     Apply(E),
 }
@@ -49,6 +57,13 @@ pub fn parse<T: EventType, D: DeserializeOwned, E>(
     let event: CloudEvent<T, D> = serde_json::from_str(body)?;
     if event.specversion != SPEC_VERSION {
         return Err(MessageError::SpecVersion(event.specversion));
+    }
+    if !event.has_derived_id() {
+        return Err(MessageError::ForeignId {
+            id: event.id,
+            event_type: event.event_type.as_str(),
+            subject: event.subject,
+        });
     }
     Ok(event)
 }

@@ -45,6 +45,11 @@ pub struct CloudEvent<T, D> {
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x1c3e_8a52_77d4_4f0b_9e61_0b8f_4d2a_c955);
 
 impl<T: EventType, D> CloudEvent<T, D> {
+    /// Whether the id is the one derived from the subject and the type, as every producer's is.
+    pub fn has_derived_id(&self) -> bool {
+        self.id == event_id(&self.subject, self.event_type.as_str()).to_string()
+    }
+
     /// The event of type `event_type` about `subject`, with a deterministic id.
     pub fn new(event_type: T, source: &str, subject: &str, data: D, time: DateTime<Utc>) -> Self {
         Self {

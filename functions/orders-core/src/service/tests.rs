@@ -10,8 +10,7 @@ use platform::metrics::Metrics;
 use super::fake::FakeStore;
 use super::*;
 use crate::domain::{
-    Currency, IdempotencyKey, Money, OrderId, OrderStatus, Product, ProductId, ProductName, Stock,
-    UserId,
+    Currency, IdempotencyKey, Money, OrderStatus, Product, ProductId, ProductName, Stock, UserId,
 };
 use crate::events::{OrderEventType, order_event};
 
@@ -216,28 +215,49 @@ async fn an_order_event_confirms_once_and_never_a_cancelled_order() {
     };
     let store = &deps.store;
     assert_eq!(
-        apply(store, &event(&orders[0]), Utc::now()).await.unwrap(),
+        apply(store, "orders", &event(&orders[0]), Utc::now())
+            .await
+            .unwrap(),
         Applied::Done
     );
     assert_eq!(
-        apply(store, &event(&orders[0]), Utc::now()).await.unwrap(),
+        apply(store, "orders", &event(&orders[0]), Utc::now())
+            .await
+            .unwrap(),
         Applied::Duplicate
     );
     assert_eq!(
-        apply(store, &event(&orders[1]), Utc::now()).await.unwrap(),
+        apply(store, "orders", &event(&orders[1]), Utc::now())
+            .await
+            .unwrap(),
         Applied::Skipped(OrderStatus::Cancelled)
     );
     let mut stray = event(&orders[0]);
     stray.subject = "not-an-order".into();
     assert!(matches!(
-        apply(store, &stray, Utc::now()).await,
+        apply(store, "orders", &stray, Utc::now()).await,
         Err(ApplyError::Subject(_))
     ));
-    let mut unknown = event(&orders[0]);
-    unknown.id = "another-event".into();
-    unknown.subject = OrderId::new_random().to_string();
+    let unknown = event(&crate::fixtures::order(&[("p-1", 1)], 100));
     assert!(matches!(
-        apply(store, &unknown, Utc::now()).await,
+        apply(store, "orders", &unknown, Utc::now()).await,
         Err(ApplyError::UnknownOrder(_))
+    ));
+    // Only the orders service's events, each about the order it carries.
+    let from_elsewhere = order_event(
+        OrderEventType::OrderCreated,
+        "payments",
+        &orders[0],
+        Utc::now(),
+    );
+    assert!(matches!(
+        apply(store, "orders", &from_elsewhere, Utc::now()).await,
+        Err(ApplyError::UnexpectedSource { .. })
+    ));
+    let mut swapped = event(&orders[0]);
+    swapped.subject = orders[1].order_id.to_string();
+    assert!(matches!(
+        apply(store, "orders", &swapped, Utc::now()).await,
+        Err(ApplyError::SubjectMismatch { .. })
     ));
 }

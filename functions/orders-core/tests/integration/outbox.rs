@@ -96,7 +96,7 @@ async fn the_relay_fixture_relays_only_its_insert() {
         1,
         "MODIFY, REMOVE and the TTL delete are skipped"
     );
-    assert_eq!(sent[0].event_id, "5d3c1e8a-2b9f-5c47-9a61-3e0d7b2f4c18");
+    assert_eq!(sent[0].event_id, "3af036e4-8af1-5e4a-a888-cb34b2636fe8");
     assert_eq!(sent[0].group_id, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
     let body: OrderEvent = serde_json::from_str(&sent[0].body).unwrap();
     assert_eq!(body.event_type, OrderEventType::OrderCreated);
@@ -335,6 +335,7 @@ async fn a_message_delivered_three_times_has_one_effect() {
     for _ in 0..3 {
         let response = consume(
             &app.store,
+            &app.producer(),
             &app.metrics,
             sqs_fixture_with(&[(&ids[0], body.clone())], true),
         )
@@ -353,13 +354,16 @@ async fn the_consumer_fixture_confirms_its_order() {
     let app = TestApp::new().await;
     let ids = place_orders(&app, 1).await;
     let mut event = fixture("order-events.json");
-    // The fixture's event, pointed at an order of this test.
+    // The fixture's event, pointed at an order of this test (and so with that order's event id).
     let mut body: Value =
         serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
     body["subject"] = Value::String(ids[0].clone());
+    body["data"]["orderId"] = Value::String(ids[0].clone());
+    body["id"] = Value::String(platform::events::event_id(&ids[0], "order.created").to_string());
     event["Records"][0]["body"] = Value::String(body.to_string());
     let response = consume(
         &app.store,
+        &app.producer(),
         &app.metrics,
         serde_json::from_value(event).unwrap(),
     )
@@ -381,7 +385,13 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     ];
 
     // FIFO: the poison message and everything after it are reported; the last is not applied.
-    let response = consume(&app.store, &app.metrics, sqs_fixture_with(&bodies, true)).await;
+    let response = consume(
+        &app.store,
+        &app.producer(),
+        &app.metrics,
+        sqs_fixture_with(&bodies, true),
+    )
+    .await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -392,7 +402,13 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     assert_eq!(app.status(&ids[1]).await, "CREATED");
 
     // A standard queue's batch: only the poison message fails.
-    let response = consume(&app.store, &app.metrics, sqs_fixture_with(&bodies, false)).await;
+    let response = consume(
+        &app.store,
+        &app.producer(),
+        &app.metrics,
+        sqs_fixture_with(&bodies, false),
+    )
+    .await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -411,12 +427,50 @@ async fn an_unknown_event_type_fails_that_message() {
     body["type"] = Value::String("order.shipped".into());
     let response = consume(
         &app.store,
+        &app.producer(),
         &app.metrics,
         sqs_fixture_with(&[(&ids[0], body.to_string())], true),
     )
     .await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(app.status(&ids[0]).await, "CREATED");
+}
+
+#[tokio::test]
+async fn an_event_not_from_its_producer_or_not_about_its_order_is_never_applied() {
+    // GIVEN an order and its real order.created event
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 2).await;
+    let real: Value =
+        serde_json::from_str(&event_of(&app, &ids[0], "order.created").await).unwrap();
+    let other: Value =
+        serde_json::from_str(&event_of(&app, &ids[1], "order.created").await).unwrap();
+    let mut forged_id = real.clone();
+    forged_id["id"] = Value::String("6f1d2c3b-0000-4000-8000-000000000001".into());
+    let mut foreign_source = real.clone();
+    foreign_source["source"] = Value::String("somebody-else".into());
+    // The other order's event, re-addressed (with the id derived for it) to this order.
+    let mut readdressed = other.clone();
+    readdressed["subject"] = real["subject"].clone();
+    readdressed["id"] = real["id"].clone();
+    // WHEN each arrives on the queue
+    for (what, body) in [
+        ("an id not derived from subject and type", forged_id),
+        ("another producer", foreign_source),
+        ("another order's data", readdressed),
+    ] {
+        let response = consume(
+            &app.store,
+            &app.producer(),
+            &app.metrics,
+            sqs_fixture_with(&[(&ids[0], body.to_string())], true),
+        )
+        .await;
+        // THEN it fails (and so ends in the dead-letter queue), and nothing is applied or recorded
+        assert_eq!(response.batch_item_failures.len(), 1, "{what}");
+    }
+    assert_eq!(app.status(&ids[0]).await, "CREATED");
+    assert_eq!(inbox_size(&app).await, 0);
 }
 
 #[tokio::test]

@@ -107,6 +107,11 @@ impl TestApp {
             .clone()
     }
 
+    /// The producer order events must come from, as the consumer's environment names it.
+    pub fn producer(&self) -> String {
+        self.env("OrderEventsFunction", "EVENT_SOURCE")
+    }
+
     pub fn queue_url(&self, logical_id: &str) -> &str {
         &self.queues.urls[logical_id]
     }
@@ -194,7 +199,9 @@ impl TestApp {
         for _ in 0..1000 {
             let delivery = mapping
                 .deliver_once(0, |event| async {
-                    Ok::<_, Infallible>(consume(store, &self.metrics, event).await)
+                    Ok::<_, Infallible>(
+                        consume(store, &self.producer(), &self.metrics, event).await,
+                    )
                 })
                 .await
                 .expect("the queue can be read");
