@@ -811,6 +811,132 @@ Resources:
         );
     }
 
+    /// The statements of a function's inline policies.
+    fn statements<'a>(t: &'a Template, function: &str) -> Vec<&'a Value> {
+        let props = t.resource_properties(function).unwrap();
+        props["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_array().into_iter().flatten())
+            .collect()
+    }
+
+    fn actions(statement: &Value) -> Vec<&str> {
+        match &statement["Action"] {
+            Value::String(a) => vec![a.as_str()],
+            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn same_set(list: &Value, expected: &[Value]) -> bool {
+        let mut got: Vec<String> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Value::to_string)
+            .collect();
+        let mut want: Vec<String> = expected.iter().map(Value::to_string).collect();
+        got.sort();
+        want.sort();
+        got == want
+    }
+
+    #[test]
+    fn only_the_functions_that_send_to_a_queue_may_send_to_it() {
+        let t = Template::load_default().unwrap();
+        // Who sends where, by the functions' own policies.
+        let mut senders: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for f in t.resources_of_type("AWS::Serverless::Function") {
+            let props = t.resource_properties(f).unwrap();
+            for policy in props["Policies"].as_array().into_iter().flatten() {
+                if let Some(queue) =
+                    policy["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0].as_str()
+                {
+                    senders
+                        .entry(queue.to_owned())
+                        .or_default()
+                        .push(serde_json::json!({"Fn::GetAtt": [format!("{f}Role"), "Arn"]}));
+                }
+            }
+        }
+        assert!(
+            senders.contains_key("OrderEventsQueue") && senders.contains_key("RelayFailureQueue")
+        );
+        for (queue, roles) in senders {
+            let denied_to_others = t
+                .resources()
+                .filter(|(_, r)| r["Type"] == "AWS::SQS::QueuePolicy")
+                .map(|(_, r)| &r["Properties"])
+                .filter(|p| {
+                    p["Queues"]
+                        .as_array()
+                        .is_some_and(|q| q.contains(&serde_json::json!({"Ref": queue})))
+                })
+                .flat_map(|p| {
+                    p["PolicyDocument"]["Statement"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                })
+                .any(|s| {
+                    s["Effect"] == "Deny"
+                        && s["Principal"] == "*"
+                        && actions(s).contains(&"sqs:SendMessage")
+                        && same_set(&s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"], &roles)
+                });
+            assert!(denied_to_others, "{queue}: only {roles:?} may send to it");
+        }
+    }
+
+    #[test]
+    fn create_order_puts_orders_and_counts_quota_and_nothing_more() {
+        let t = Template::load_default().unwrap();
+        let orders = serde_json::json!({"Fn::GetAtt": ["OrdersTable", "Arn"]});
+        let mut seen = Vec::new();
+        for s in statements(&t, "CreateOrderFunction") {
+            assert_eq!(s["Effect"], "Allow");
+            assert_ne!(s["Resource"], "*", "{s}");
+            for action in actions(s) {
+                assert!(
+                    !action.contains('*') && !action.ends_with("DeleteItem"),
+                    "{action}"
+                );
+                if s["Resource"] != orders {
+                    continue;
+                }
+                let keys = |op: &str| s["Condition"][op]["dynamodb:LeadingKeys"].clone();
+                match action {
+                    "dynamodb:GetItem" => {}
+                    "dynamodb:PutItem" => {
+                        assert_eq!(
+                            keys("ForAllValues:StringNotLike"),
+                            serde_json::json!(["quota#*"])
+                        )
+                    }
+                    "dynamodb:UpdateItem" => {
+                        assert_eq!(
+                            keys("ForAllValues:StringLike"),
+                            serde_json::json!(["quota#*"])
+                        )
+                    }
+                    other => panic!("create-order may not {other} on OrdersTable"),
+                }
+                seen.push(action);
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem"
+            ]
+        );
+    }
+
     #[test]
     fn the_project_template_parses_and_declares_its_tables() {
         let t = Template::load_default().unwrap();
