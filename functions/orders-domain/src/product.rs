@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 use crate::ids::{ProductId, UserId};
 use crate::money::Money;
-use crate::text::text_value;
+use crate::text::{display_text, text_value};
 
 /// A product of the catalogue with its current price and stock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,13 +49,9 @@ text_value!(
 
 impl ProductName {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let trimmed = raw.trim();
-        let count = trimmed.chars().count();
-        if (1..=200).contains(&count) && !trimmed.chars().any(char::is_control) {
-            Ok(Self(trimmed.to_owned()))
-        } else {
-            Err(DomainError::InvalidProductName)
-        }
+        display_text(raw, 200)
+            .map(Self)
+            .ok_or(DomainError::InvalidProductName)
     }
 }
 
@@ -139,13 +135,9 @@ text_value!(
 
 impl AdjustmentReason {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let trimmed = raw.trim();
-        let count = trimmed.chars().count();
-        if (1..=200).contains(&count) && !trimmed.chars().any(char::is_control) {
-            Ok(Self(trimmed.to_owned()))
-        } else {
-            Err(DomainError::InvalidAdjustmentReason)
-        }
+        display_text(raw, 200)
+            .map(Self)
+            .ok_or(DomainError::InvalidAdjustmentReason)
     }
 }
 

@@ -38,3 +38,12 @@ macro_rules! text_value {
 }
 
 pub(crate) use text_value;
+
+/// Text a person wrote for a person to read: trimmed, 1 to `max` characters, no control
+/// characters; `None` otherwise.
+pub(crate) fn display_text(raw: &str, max: usize) -> Option<String> {
+    let trimmed = raw.trim();
+    let count = trimmed.chars().count();
+    ((1..=max).contains(&count) && !trimmed.chars().any(char::is_control))
+        .then(|| trimmed.to_owned())
+}

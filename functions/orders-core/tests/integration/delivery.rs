@@ -66,40 +66,21 @@ impl Publisher for Outage {
 /// Every message of a queue, in the order received, as (group id, body); deleted.
 async fn receive_all(app: &TestApp, queue: &str) -> Vec<(String, Value)> {
     use aws_sdk_sqs::types::MessageSystemAttributeName as A;
-    let mut all = Vec::new();
-    loop {
-        let out = app
-            .sqs
-            .receive_message()
-            .queue_url(app.queue_url(queue))
-            .max_number_of_messages(10)
-            .message_system_attribute_names(A::All)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return all;
-        }
-        for m in messages {
-            app.sqs
-                .delete_message()
-                .queue_url(app.queue_url(queue))
-                .receipt_handle(m.receipt_handle.clone().unwrap())
-                .send()
-                .await
-                .unwrap();
+    app.drain(queue)
+        .await
+        .into_iter()
+        .map(|m| {
             let group = m
                 .attributes
                 .as_ref()
                 .and_then(|a| a.get(&A::MessageGroupId).cloned())
                 .unwrap_or_default();
-            all.push((
+            (
                 group,
                 serde_json::from_str(m.body().unwrap_or_default()).unwrap(),
-            ));
-        }
-    }
+            )
+        })
+        .collect()
 }
 
 async fn place(app: &TestApp, user: &str) -> String {

@@ -39,36 +39,6 @@ async fn place_orders(app: &TestApp, n: usize) -> Vec<String> {
     ids
 }
 
-/// Takes every message off a queue (with its system attributes) and deletes it.
-async fn drain(app: &TestApp, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut all = Vec::new();
-    loop {
-        let out = app
-            .sqs
-            .receive_message()
-            .queue_url(app.queue_url(queue))
-            .max_number_of_messages(10)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return all;
-        }
-        for m in &messages {
-            app.sqs
-                .delete_message()
-                .queue_url(app.queue_url(queue))
-                .receipt_handle(m.receipt_handle.clone().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        all.extend(messages);
-    }
-}
-
 /// Keeps what the relay published, without sending anything.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<Outgoing>>);
@@ -117,7 +87,7 @@ async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
         .into_iter()
         .map(|e| (e["subject"].as_str().unwrap().to_owned(), e))
         .collect();
-    let messages = drain(&app, "OrderEventsQueue").await;
+    let messages = app.drain("OrderEventsQueue").await;
     assert_eq!(messages.len(), 3);
     for m in &messages {
         let attrs = m.attributes.as_ref().unwrap();
@@ -270,7 +240,7 @@ async fn a_refused_send_is_reported_by_its_sequence_number_and_nothing_later_is_
     // keeps a 5-minute window.)
     mapping.commit(&shard, &batch, &response);
     app.relay_all(&mut mapping, &app.publisher()).await;
-    let messages = drain(&app, "OrderEventsQueue").await;
+    let messages = app.drain("OrderEventsQueue").await;
     let ids: HashSet<String> = messages
         .iter()
         .map(|m| {
@@ -507,7 +477,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_after_five_receives() {
     assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
     assert_eq!(app.status(&ids[1]).await, "CONFIRMED");
     assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
-    let dead = drain(&app, "OrderEventsDeadLetterQueue").await;
+    let dead = app.drain("OrderEventsDeadLetterQueue").await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body.as_deref(), Some(poison));
 }

@@ -213,6 +213,36 @@ impl TestApp {
         panic!("the order-events queue never drained");
     }
 
+    /// Takes every message off a queue (with its system attributes) and deletes it.
+    pub async fn drain(&self, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(self.queue_url(queue))
+                .max_number_of_messages(10)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in &messages {
+                self.sqs
+                    .delete_message()
+                    .queue_url(self.queue_url(queue))
+                    .receipt_handle(m.receipt_handle.clone().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            all.extend(messages);
+        }
+    }
+
     /// Messages in a queue (visible or in flight), as SQS counts them.
     pub async fn queue_depth(&self, logical_id: &str) -> usize {
         use aws_sdk_sqs::types::QueueAttributeName as A;
