@@ -17,7 +17,7 @@ use crate::domain::{
     StockDelta, UserId,
 };
 use crate::service::ports::{Catalogue, ProductDraft, ReadProduct, StockKeeper};
-use crate::service::{AdjustStock, AdjustStockDeps, Adjusted, Put, adjust_stock, put_product};
+use crate::service::{AdjustStock, AdjustStockDeps, Adjusted, Put, adjust_stock};
 
 /// A product as the API shows it.
 #[derive(Debug, Serialize)]
@@ -127,7 +127,7 @@ pub async fn put<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>
         price,
         stock,
     };
-    let (status, product) = match put_product(store, &draft).await? {
+    let (status, product) = match store.put_product(&draft).await? {
         Put::Created(product) => (StatusCode::CREATED, product),
         Put::Replaced(product) => (StatusCode::OK, product),
     };

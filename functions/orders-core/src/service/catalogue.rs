@@ -7,7 +7,7 @@ use platform::dynamo::StoreError;
 use platform::retry::RetryPolicy;
 use uuid::Uuid;
 
-use super::ports::{Catalogue, ProductDraft, StockKeeper};
+use super::ports::StockKeeper;
 use crate::domain::{
     AdjustmentReason, IdempotencyKey, Product, ProductId, Stock, StockAdjustment, StockDelta,
     UserId,
@@ -29,14 +29,6 @@ pub enum PutProductError {
     StockDiffers { product: ProductId, current: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Creates a product (with its initial stock, 0 if none is given) or replaces its details.
-pub async fn put_product<S: Catalogue>(
-    store: &S,
-    draft: &ProductDraft,
-) -> Result<Put, PutProductError> {
-    store.put_product(draft).await
 }
 
 /// Everything adjust-stock needs, built once at init.

@@ -12,7 +12,6 @@ pub use apply::{ApplyError, apply};
 pub use cancel::{CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
 pub use catalogue::{
     AdjustStock, AdjustStockDeps, AdjustStockError, Adjusted, Put, PutProductError, adjust_stock,
-    put_product,
 };
 pub(crate) use create::seconds_to_next_minute;
 pub use create::{
