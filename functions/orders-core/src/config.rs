@@ -55,9 +55,9 @@ pub fn event_source(vars: impl Vars) -> Result<String, ConfigError> {
     vars.required("EVENT_SOURCE")
 }
 
-/// Where the relay sends the outbox's events.
-pub fn order_events_queue(vars: impl Vars) -> Result<String, ConfigError> {
-    vars.required("ORDER_EVENTS_QUEUE_URL")
+/// Where the relay (and the reconciler) publish the outbox's events: the events FIFO topic.
+pub fn events_topic(vars: impl Vars) -> Result<String, ConfigError> {
+    vars.required("EVENTS_TOPIC_ARN")
 }
 
 /// Where the relay sets aside the records it can never send.

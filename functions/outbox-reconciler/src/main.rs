@@ -2,12 +2,12 @@
 //! The clients are built once, at init.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orders_core::config::{Tables, order_events_queue, reconcile_after, relay_dead_letter_queue};
+use orders_core::config::{Tables, events_topic, reconcile_after, relay_dead_letter_queue};
 use orders_core::events::OrderOutbox;
 use platform::config::process_env;
 use platform::metrics::Metrics;
 use platform::reconcile::Reconciler;
-use platform::relay::SqsPublisher;
+use platform::relay::TopicPublisher;
 use platform::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
@@ -21,9 +21,10 @@ async fn main() -> Result<(), Error> {
         inbox_table: tables.inbox,
         after: reconcile_after(process_env())?,
     };
-    let publisher = SqsPublisher::new(
+    let publisher = TopicPublisher::new(
+        aws::sns_client(&config),
+        events_topic(process_env())?,
         aws::sqs_client(&config),
-        order_events_queue(process_env())?,
         relay_dead_letter_queue(process_env())?,
     );
     let metrics = Metrics::from_env();

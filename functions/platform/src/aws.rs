@@ -88,6 +88,11 @@ fn aws_endpoints_client(
     )
 }
 
+/// The SNS client over the shared configuration (`AWS_ENDPOINT_URL_SNS` reaches the emulator).
+pub fn sns_client(config: &aws_config::SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(config)
+}
+
 /// The SQS client over the shared configuration (`AWS_ENDPOINT_URL_SQS` reaches the emulator).
 pub fn sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)

@@ -1,11 +1,12 @@
-//! The outbox relay: an outbox table's stream → an SQS FIFO queue.
+//! The outbox relay: an outbox table's stream → the SNS FIFO events topic, which fans each event out
+//! to the FIFO queue of every service that subscribed to its type.
 //!
-//! Records are relayed in stream order, up to ten to a `SendMessageBatch`, with the event's subject (the
-//! order id) as `MessageGroupId` (order per order) and the event id as `MessageDeduplicationId` (a re-sent event
-//! is dropped by SQS within its 5-minute window). At the first record that cannot be sent the relay
+//! Records are relayed in stream order, up to ten to a `PublishBatch`, with the event's subject (the
+//! order id) as `MessageGroupId` (order per order), the event id as `MessageDeduplicationId` (a re-sent
+//! event is dropped within the 5-minute window) and the type as the `type` message attribute. At the first record that cannot be sent the relay
 //! stops and reports that record's sequence number, so Lambda retries from exactly there.
 //!
-//! SQS accepts or refuses each entry of a batch on its own, so entries after a refused one in the
+//! SNS accepts or refuses each entry of a batch on its own, so entries after a refused one in the
 //! same call may still be accepted. A call therefore never carries two events of the same order:
 //! what slips through is only ever another order's event (re-sent on retry and deduplicated), never
 //! a later event of the order whose event failed.
@@ -20,10 +21,8 @@ use std::marker::PhantomData;
 
 pub use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 pub use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_sqs::error::{BuildError, DisplayErrorContext};
-use aws_sdk_sqs::types::{
-    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use aws_sdk_sqs::error::DisplayErrorContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -37,28 +36,46 @@ pub const SQS_BATCH: usize = 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub event_id: String,
+    /// The event's type, the message attribute subscriptions filter on.
+    pub event_type: String,
     pub group_id: String,
     pub body: String,
-    /// The order's X-Ray trace, sent as the `AWSTraceHeader` system attribute.
+    /// The order's X-Ray trace, for the relay's log line (it travels in the event's
+    /// `traceparent`: SNS `PublishBatch` carries no per-message X-Ray header).
     pub trace_header: Option<String>,
 }
 
 /// Why a batch could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    #[error("SNS request failed: {}", aws_sdk_sns::error::DisplayErrorContext(.0.as_ref()))]
+    Sns(Box<aws_sdk_sns::Error>),
     #[error("SQS request failed: {}", DisplayErrorContext(.0.as_ref()))]
     Sqs(Box<aws_sdk_sqs::Error>),
-    #[error("an SQS request could not be built: {0}")]
-    Build(#[from] BuildError),
+    #[error("a request could not be built: {0}")]
+    Build(String),
     #[error("SQS refused event {0}")]
     Refused(String),
 }
 
-impl<E, R> From<aws_sdk_sqs::error::SdkError<E, R>> for PublishError
-where
-    aws_sdk_sqs::Error: From<aws_sdk_sqs::error::SdkError<E, R>>,
-{
-    fn from(err: aws_sdk_sqs::error::SdkError<E, R>) -> Self {
+impl From<aws_sdk_sns::error::BuildError> for PublishError {
+    fn from(err: aws_sdk_sns::error::BuildError) -> Self {
+        PublishError::Build(err.to_string())
+    }
+}
+
+impl PublishError {
+    fn sns<E, R>(err: aws_sdk_sns::error::SdkError<E, R>) -> Self
+    where
+        aws_sdk_sns::Error: From<aws_sdk_sns::error::SdkError<E, R>>,
+    {
+        PublishError::Sns(Box::new(err.into()))
+    }
+
+    fn sqs<E, R>(err: aws_sdk_sqs::error::SdkError<E, R>) -> Self
+    where
+        aws_sdk_sqs::Error: From<aws_sdk_sqs::error::SdkError<E, R>>,
+    {
         PublishError::Sqs(Box::new(err.into()))
     }
 }
@@ -117,37 +134,45 @@ impl DeadLetter {
     }
 }
 
-/// The SQS FIFO queue the events go to, and the standard queue records that cannot be sent go to.
+/// The SNS FIFO topic the events go to (each consuming service's queue is subscribed to it,
+/// filtered on the `type` message attribute), and the SQS queue records that cannot be sent go to.
 #[derive(Debug, Clone)]
-pub struct SqsPublisher {
-    client: aws_sdk_sqs::Client,
-    queue_url: String,
+pub struct TopicPublisher {
+    sns: aws_sdk_sns::Client,
+    topic_arn: String,
+    sqs: aws_sdk_sqs::Client,
     dead_letter_queue_url: String,
 }
 
-impl SqsPublisher {
+/// The message attribute the subscriptions' filter policies read.
+pub const TYPE_ATTRIBUTE: &str = "type";
+
+impl TopicPublisher {
     pub fn new(
-        client: aws_sdk_sqs::Client,
-        queue_url: String,
+        sns: aws_sdk_sns::Client,
+        topic_arn: String,
+        sqs: aws_sdk_sqs::Client,
         dead_letter_queue_url: String,
     ) -> Self {
         Self {
-            client,
-            queue_url,
+            sns,
+            topic_arn,
+            sqs,
             dead_letter_queue_url,
         }
     }
 }
 
-impl Publisher for SqsPublisher {
+impl Publisher for TopicPublisher {
     async fn set_aside(&self, dead_letter: &DeadLetter) -> Result<(), PublishError> {
         let body = serde_json::to_string(dead_letter).unwrap_or_default();
-        self.client
+        self.sqs
             .send_message()
             .queue_url(&self.dead_letter_queue_url)
             .message_body(body)
             .send()
-            .await?;
+            .await
+            .map_err(PublishError::sqs)?;
         Ok(())
     }
 
@@ -156,39 +181,36 @@ impl Publisher for SqsPublisher {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let mut entry = SendMessageBatchRequestEntry::builder()
+                let event_type = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(&e.event_type)
+                    .build()?;
+                Ok(PublishBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(&e.body)
+                    .message(&e.body)
                     .message_group_id(&e.group_id)
-                    .message_deduplication_id(&e.event_id);
-                if let Some(header) = &e.trace_header {
-                    let value = MessageSystemAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(header)
-                        .build()?;
-                    entry = entry.message_system_attributes(
-                        MessageSystemAttributeNameForSends::AwsTraceHeader,
-                        value,
-                    );
-                }
-                Ok(entry.build()?)
+                    .message_deduplication_id(&e.event_id)
+                    .message_attributes(TYPE_ATTRIBUTE, event_type)
+                    .build()?)
             })
             .collect::<Result<Vec<_>, PublishError>>()?;
         let out = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
+            .sns
+            .publish_batch()
+            .topic_arn(&self.topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
             .send()
-            .await?;
+            .await
+            .map_err(PublishError::sns)?;
         let mut failed: Vec<usize> = out
             .failed
+            .unwrap_or_default()
             .iter()
+            .inspect(|f| {
+                tracing::warn!(entry = %f.id, code = %f.code, sender_fault = f.sender_fault, "SNS refused an event");
+            })
             .filter_map(|f| f.id.parse().ok())
             .collect();
-        for f in &out.failed {
-            tracing::warn!(entry = %f.id, code = %f.code, sender_fault = f.sender_fault, "SQS refused an event");
-        }
         failed.sort_unstable();
         Ok(failed)
     }
@@ -224,6 +246,7 @@ impl<T: EventType, D: Serialize + DeserializeOwned> OutboxEvents for Outbox<T, D
         Ok(Outgoing {
             group_id: event.subject.clone(),
             event_id: event.id.clone(),
+            event_type: event.event_type.as_str().to_owned(),
             body: serde_json::to_string(&event)?,
             trace_header: event.xray_trace_header(),
         })

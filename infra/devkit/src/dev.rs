@@ -33,6 +33,8 @@ pub enum DevError {
     #[error(transparent)]
     Queues(#[from] queues::QueueError),
     #[error(transparent)]
+    Topics(#[from] crate::topics::TopicError),
+    #[error(transparent)]
     Rie(#[from] RieError),
     #[error(transparent)]
     Token(#[from] jwt::TokenError),
@@ -94,6 +96,9 @@ const PASSED_THROUGH: &[&str] = &[
     "AWS_SESSION_TOKEN",
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SNS",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "PAYMENT_API_BASE",
     "AWS_EC2_METADATA_DISABLED",
 ];
 
@@ -151,9 +156,12 @@ pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
+    let sns = aws_sdk_sns::Client::new(&config);
     let mut names = provision::create_tables(&dynamo, &template, &options.prefix).await?;
     let queues = queues::create_queues(&sqs, &template, &options.prefix).await?;
+    let topics = crate::topics::create_topics(&sns, &template, &options.prefix, &queues).await?;
     names.extend(queues.urls.clone());
+    names.extend(topics);
     console.info(&format!(
         "created {} tables and {} queues from template.yaml (prefix {})",
         template.tables()?.len(),

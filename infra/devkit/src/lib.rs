@@ -11,7 +11,9 @@ pub mod provision;
 pub mod queues;
 pub mod rie;
 pub mod template;
+pub mod topics;
 
 pub use provision::{ProvisionError, create_tables, table_name};
 pub use queues::{Queues, create_queues};
 pub use template::{PhysicalNames, Template, TemplateError, Trigger};
+pub use topics::{Topics, create_topics};

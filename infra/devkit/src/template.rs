@@ -831,63 +831,102 @@ Resources:
     }
 
     fn same_set(list: &Value, expected: &[Value]) -> bool {
-        let mut got: Vec<String> = list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(Value::to_string)
-            .collect();
+        // One value, or a list of them.
+        let mut got: Vec<String> = match list {
+            Value::Array(items) => items.iter().map(Value::to_string).collect(),
+            Value::Null => Vec::new(),
+            one => vec![one.to_string()],
+        };
         let mut want: Vec<String> = expected.iter().map(Value::to_string).collect();
         got.sort();
         want.sort();
         got == want
     }
 
+    /// The roles of the functions whose policies hold this SAM policy template for `target`.
+    fn granted(t: &Template, policy: &str, key: &str, target: &str) -> Vec<Value> {
+        t.resources_of_type("AWS::Serverless::Function")
+            .filter(|f| {
+                let props = t.resource_properties(f).unwrap();
+                props["Policies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p[policy][key]["Fn::GetAtt"][0].as_str() == Some(target))
+            })
+            .map(|f| serde_json::json!({"Fn::GetAtt": [format!("{f}Role"), "Arn"]}))
+            .collect()
+    }
+
+    /// The statements of the resource policies of `kind` that apply to `target` (a `Ref`).
+    fn resource_policy<'a>(
+        t: &'a Template,
+        kind: &str,
+        list: &str,
+        target: &str,
+    ) -> Vec<&'a Value> {
+        let reference = serde_json::json!({"Ref": target});
+        t.resources()
+            .filter(|(_, r)| r["Type"] == kind)
+            .map(|(_, r)| &r["Properties"])
+            .filter(|p| p[list].as_array().is_some_and(|l| l.contains(&reference)))
+            .flat_map(|p| {
+                p["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+            })
+            .collect()
+    }
+
+    fn denies_all_but(statements: &[&Value], action: &str, key: &str, allowed: &[Value]) -> bool {
+        statements.iter().any(|s| {
+            s["Effect"] == "Deny"
+                && s["Principal"] == "*"
+                && actions(s).contains(&action)
+                && same_set(&s["Condition"]["ArnNotEquals"][key], allowed)
+        })
+    }
+
     #[test]
-    fn only_the_functions_that_send_to_a_queue_may_send_to_it() {
+    fn only_the_functions_that_publish_or_send_may_and_queues_hear_only_their_topic() {
         let t = Template::load_default().unwrap();
-        // Who sends where, by the functions' own policies.
-        let mut senders: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for f in t.resources_of_type("AWS::Serverless::Function") {
-            let props = t.resource_properties(f).unwrap();
-            for policy in props["Policies"].as_array().into_iter().flatten() {
-                if let Some(queue) =
-                    policy["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0].as_str()
-                {
-                    senders
-                        .entry(queue.to_owned())
-                        .or_default()
-                        .push(serde_json::json!({"Fn::GetAtt": [format!("{f}Role"), "Arn"]}));
-                }
-            }
+        // The events topic: only the functions granted Publish may publish.
+        let publishers = granted(&t, "SNSPublishMessagePolicy", "TopicName", "EventsTopic");
+        assert_eq!(publishers.len(), 2, "the relay and the reconciler");
+        let topic = resource_policy(&t, "AWS::SNS::TopicPolicy", "Topics", "EventsTopic");
+        assert!(denies_all_but(
+            &topic,
+            "sns:Publish",
+            "aws:PrincipalArn",
+            &publishers
+        ));
+        // A queue subscribed to a topic hears only that topic.
+        for id in t.resources_of_type("AWS::SNS::Subscription") {
+            let sub = t.resource_properties(id).unwrap();
+            let queue = sub["Endpoint"]["Fn::GetAtt"][0].as_str().unwrap();
+            let statements = resource_policy(&t, "AWS::SQS::QueuePolicy", "Queues", queue);
+            let only_topic = [sub["TopicArn"].clone()];
+            assert!(
+                denies_all_but(&statements, "sqs:SendMessage", "aws:SourceArn", &only_topic),
+                "{queue}: only its topic may send to it"
+            );
+            assert!(
+                granted(&t, "SQSSendMessagePolicy", "QueueName", queue).is_empty(),
+                "{queue}: no function sends to it directly"
+            );
         }
-        assert!(
-            senders.contains_key("OrderEventsQueue") && senders.contains_key("RelayFailureQueue")
-        );
-        for (queue, roles) in senders {
-            let denied_to_others = t
-                .resources()
-                .filter(|(_, r)| r["Type"] == "AWS::SQS::QueuePolicy")
-                .map(|(_, r)| &r["Properties"])
-                .filter(|p| {
-                    p["Queues"]
-                        .as_array()
-                        .is_some_and(|q| q.contains(&serde_json::json!({"Ref": queue})))
-                })
-                .flat_map(|p| {
-                    p["PolicyDocument"]["Statement"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                })
-                .any(|s| {
-                    s["Effect"] == "Deny"
-                        && s["Principal"] == "*"
-                        && actions(s).contains(&"sqs:SendMessage")
-                        && same_set(&s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"], &roles)
-                });
-            assert!(denied_to_others, "{queue}: only {roles:?} may send to it");
-        }
+        // The relay's dead-letter queue: only the relay.
+        let relay = granted(&t, "SQSSendMessagePolicy", "QueueName", "RelayFailureQueue");
+        assert_eq!(relay.len(), 1);
+        let statements =
+            resource_policy(&t, "AWS::SQS::QueuePolicy", "Queues", "RelayFailureQueue");
+        assert!(denies_all_but(
+            &statements,
+            "sqs:SendMessage",
+            "aws:PrincipalArn",
+            &relay
+        ));
     }
 
     #[test]

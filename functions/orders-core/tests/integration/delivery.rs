@@ -10,16 +10,16 @@ use chrono::{Duration, Utc};
 use orders_core::config::reconcile_after;
 use orders_core::events::OrderOutbox;
 use platform::reconcile::{Reconciled, Reconciler};
-use platform::relay::{DeadLetter, Outgoing, PublishError, Publisher, SqsPublisher};
+use platform::relay::{DeadLetter, Outgoing, PublishError, Publisher, TopicPublisher};
 use serde_json::Value;
 
 use crate::support::*;
 
-/// The relay's publisher, but while `down` every send fails as an unreachable SQS does (a real
+/// The relay's publisher, but while `down` every send fails as an unreachable SNS does (a real
 /// connection error from the SDK, to a port nothing listens on).
 struct Outage {
-    live: SqsPublisher,
-    dead: SqsPublisher,
+    live: TopicPublisher,
+    dead: TopicPublisher,
     down: AtomicBool,
 }
 
@@ -31,20 +31,30 @@ impl Outage {
             drop(listener);
             format!("http://127.0.0.1:{port}")
         };
-        let config = aws_sdk_sqs::config::Builder::from(&platform::aws::config().await)
-            .endpoint_url(unreachable)
+        let sdk = platform::aws::config().await;
+        let sns = aws_sdk_sns::config::Builder::from(&sdk)
+            .endpoint_url(&unreachable)
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(&sdk)
+            .endpoint_url(&unreachable)
             .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
             .build();
-        let url = app.env("OutboxRelayFunction", "ORDER_EVENTS_QUEUE_URL");
+        let topic = app.env("OutboxRelayFunction", "EVENTS_TOPIC_ARN");
         let dlq = app.env("OutboxRelayFunction", "RELAY_DEAD_LETTER_QUEUE_URL");
         Self {
             live: app.publisher(),
-            dead: SqsPublisher::new(aws_sdk_sqs::Client::from_conf(config), url, dlq),
+            dead: TopicPublisher::new(
+                aws_sdk_sns::Client::from_conf(sns),
+                topic,
+                aws_sdk_sqs::Client::from_conf(sqs),
+                dlq,
+            ),
             down: AtomicBool::new(true),
         }
     }
 
-    fn current(&self) -> &SqsPublisher {
+    fn current(&self) -> &TopicPublisher {
         if self.down.load(Ordering::SeqCst) {
             &self.dead
         } else {
@@ -255,4 +265,32 @@ async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
     assert_eq!((second.settled, second.republished), (2, 0));
     assert_eq!(run(after + 10).await, Reconciled::default());
     assert_eq!(app.metric_total("EventsRepublished", &[]), 2.0);
+}
+
+#[tokio::test]
+async fn the_topic_delivers_to_the_order_events_queue_only_the_types_it_subscribed_to() {
+    // GIVEN the events topic, and the order-events queue subscribed with its filter policy
+    let app = TestApp::new().await;
+    let event = |event_type: &str, order: &str| Outgoing {
+        event_id: platform::events::event_id(order, event_type).to_string(),
+        event_type: event_type.to_owned(),
+        group_id: order.to_owned(),
+        body: serde_json::json!({"type": event_type, "subject": order}).to_string(),
+        trace_header: None,
+    };
+    // WHEN another service's event and an order event are published
+    let refused = app
+        .publisher()
+        .publish(&[
+            event("payment.authorized", "o-1"),
+            event("order.created", "o-2"),
+        ])
+        .await
+        .unwrap();
+    assert!(refused.is_empty());
+    // THEN the queue holds only the order event
+    let received = receive_all(&app, "OrderEventsQueue").await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].0, "o-2");
+    assert_eq!(received[0].1["type"], "order.created");
 }

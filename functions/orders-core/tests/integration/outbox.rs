@@ -127,7 +127,7 @@ async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
 }
 
 #[tokio::test]
-async fn an_orders_trace_reaches_the_queue_as_its_aws_trace_header() {
+async fn an_orders_trace_travels_to_the_consumer_in_its_event() {
     // GIVEN an order placed in an invocation traced by X-Ray
     let app = TestApp::new().await;
     app.add_product("p-1", 250, "EUR", 10).await;
@@ -140,24 +140,24 @@ async fn an_orders_trace_reaches_the_queue_as_its_aws_trace_header() {
     .await
     .unwrap();
     assert_eq!(response.status(), 201);
-    // WHEN the outbox is relayed
+    // WHEN the outbox is relayed through the events topic
     let mut mapping = app.outbox_mapping().await;
-    let recorder = Recorder::default();
-    app.relay_all(&mut mapping, &recorder).await;
-    // THEN the event carries the trace as traceparent, and the relay sends it as the message's
-    // AWSTraceHeader. (Asserted at the publisher: moto's SendMessageBatch drops system attributes.)
-    let event = &app.events().await[0];
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    // THEN the message the consumer's queue receives carries the trace as the event's traceparent
+    // (SNS PublishBatch carries no per-message X-Ray header)
+    let messages = app.drain("OrderEventsQueue").await;
+    assert_eq!(messages.len(), 1);
+    let event: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
     assert_eq!(
         event["traceparent"],
         "00-6742e1a00a1b2c3d4e5f6a7b8c9d0e1f-53995c3f42cd8ad8-01"
     );
-    let sent = recorder.0.lock().unwrap();
-    assert_eq!(sent[0].trace_header.as_deref(), Some(trace));
+    assert_eq!(event["id"], app.events().await[0]["id"]);
 }
 
-/// Sends through SQS, except the events it is told to refuse (as SQS refuses single entries).
+/// Publishes through SNS, except the events it is told to refuse (as SNS refuses single entries).
 struct Refusing<'a> {
-    inner: platform::relay::SqsPublisher,
+    inner: platform::relay::TopicPublisher,
     refuse: HashSet<String>,
     calls: &'a Mutex<Vec<Vec<String>>>,
 }

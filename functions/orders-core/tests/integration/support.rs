@@ -24,12 +24,13 @@ use platform::metrics::Metrics;
 use devkit::mapping::{SqsDelivery, SqsMapping, StreamDelivery, StreamMapping};
 use orders_core::consumer::consume;
 use orders_core::events::OrderOutbox;
-use platform::relay::{Publisher, SqsPublisher, relay};
+use platform::relay::{Publisher, TopicPublisher, relay};
 
 /// A private set of the template's tables (DynamoDB Local) and queues (moto).
 pub struct TestApp {
     pub client: Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub store: DynamoStore,
     pub settings: OrderSettings,
@@ -60,7 +61,12 @@ impl TestApp {
         let queues = devkit::create_queues(&sqs, &template, &prefix)
             .await
             .expect("queues from template.yaml are created");
+        let sns = aws_sdk_sns::Client::new(&config);
+        let topics = devkit::create_topics(&sns, &template, &prefix, &queues)
+            .await
+            .expect("topics and subscriptions from template.yaml are created");
         names.extend(queues.urls.clone());
+        names.extend(topics);
         let envs = template
             .resources_of_type("AWS::Serverless::Function")
             .map(|id| {
@@ -85,6 +91,7 @@ impl TestApp {
         Self {
             client,
             sqs,
+            sns,
             streams: aws_sdk_dynamodbstreams::Client::new(&config),
             store,
             settings,
@@ -116,11 +123,12 @@ impl TestApp {
         &self.queues.urls[logical_id]
     }
 
-    /// The relay's publisher, on the queue template.yaml names for it.
-    pub fn publisher(&self) -> SqsPublisher {
-        SqsPublisher::new(
+    /// The relay's publisher, on the topic and dead-letter queue template.yaml names for it.
+    pub fn publisher(&self) -> TopicPublisher {
+        TopicPublisher::new(
+            self.sns.clone(),
+            self.env("OutboxRelayFunction", "EVENTS_TOPIC_ARN"),
             self.sqs.clone(),
-            self.env("OutboxRelayFunction", "ORDER_EVENTS_QUEUE_URL"),
             self.env("OutboxRelayFunction", "RELAY_DEAD_LETTER_QUEUE_URL"),
         )
     }
