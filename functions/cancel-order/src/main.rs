@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     let metrics = Arc::new(Metrics::from_env());
     let deps = CancelOrderDeps {
         store: DynamoStore::from_config(&aws::config().await, Tables::from_env()?),
-        event_source: event_source(process_env())?,
+        event_source: event_source(&process_env())?,
         retry: RetryPolicy::default(),
         metrics: metrics.clone(),
     };

@@ -45,13 +45,13 @@ impl OrderSettings {
     pub fn from_vars(vars: impl Vars) -> Result<Self, ConfigError> {
         Ok(Self {
             orders_per_minute: vars.positive("ORDERS_PER_MINUTE")?,
-            event_source: event_source(vars)?,
+            event_source: event_source(&vars)?,
         })
     }
 }
 
 /// The CloudEvents `source` of the events a function writes.
-pub fn event_source(vars: impl Vars) -> Result<String, ConfigError> {
+pub fn event_source(vars: &impl Vars) -> Result<String, ConfigError> {
     vars.required("EVENT_SOURCE")
 }
 
@@ -63,6 +63,15 @@ pub fn events_topic(vars: impl Vars) -> Result<String, ConfigError> {
 /// Where the relay sets aside the records it can never send.
 pub fn relay_dead_letter_queue(vars: impl Vars) -> Result<String, ConfigError> {
     vars.required("RELAY_DEAD_LETTER_QUEUE_URL")
+}
+
+/// Which consumers each event type is delivered to (the events topic's subscriptions).
+pub fn event_consumers(vars: &impl Vars) -> Result<platform::reconcile::Consumers, ConfigError> {
+    let raw = vars.required("EVENT_CONSUMERS")?;
+    platform::reconcile::Consumers::parse(&raw).map_err(|reason| ConfigError::Invalid {
+        name: "EVENT_CONSUMERS",
+        reason,
+    })
 }
 
 /// How old an outbox event no consumer recorded must be before the reconciler sends it again.

@@ -2,7 +2,9 @@
 //! The clients are built once, at init.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orders_core::config::{Tables, events_topic, reconcile_after, relay_dead_letter_queue};
+use orders_core::config::{
+    Tables, event_consumers, events_topic, reconcile_after, relay_dead_letter_queue,
+};
 use orders_core::events::OrderOutbox;
 use platform::config::process_env;
 use platform::metrics::Metrics;
@@ -19,6 +21,7 @@ async fn main() -> Result<(), Error> {
         client: aws::dynamodb_client(&config),
         outbox_table: tables.outbox,
         inbox_table: tables.inbox,
+        consumers: event_consumers(&process_env())?,
         after: reconcile_after(process_env())?,
     };
     let publisher = TopicPublisher::new(

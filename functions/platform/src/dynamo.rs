@@ -233,16 +233,19 @@ pub fn outbox_put<T: EventType, D: Serialize>(
         .build()?)
 }
 
-/// The inbox record of an applied event, kept for [`INBOX_RETENTION`]; its condition fails when
-/// the event was applied before.
+/// The inbox record of an event `consumer` applied, kept for [`INBOX_RETENTION`]; its condition
+/// fails when that consumer applied the event before. The inbox is keyed by (event id, consumer),
+/// so two services consuming the same event never see each other's records as duplicates.
 pub fn inbox_put<T: EventType, D>(
     table: &str,
+    consumer: &str,
     event: &CloudEvent<T, D>,
     at: DateTime<Utc>,
 ) -> Result<Put, StoreError> {
     Ok(Put::builder()
         .table_name(table)
         .item("eventId", s(&event.id))
+        .item("consumer", s(consumer))
         .item("type", s(event.event_type.as_str()))
         .item("orderId", s(&event.subject))
         .item("processedAt", s(rfc3339_millis::format(&at)))

@@ -4,8 +4,9 @@
 //! written with `pendingHour` (the hour of its event), which puts it in the table's sparse
 //! `pending` index (hash `pendingHour`, range `time`). On a schedule the reconciler reads that
 //! index for events older than `after`, hour by hour back to the outbox's retention, and looks
-//! each up in the consumer's inbox:
-//! - recorded: `pendingHour` is removed, and the event leaves the index for good;
+//! each up in the inbox of every consumer its type is delivered to (`EVENT_CONSUMERS`, which a
+//! template test keeps equal to the topic's subscriptions):
+//! - recorded by all of them: `pendingHour` is removed, and the event leaves the index for good;
 //! - not recorded: it is published again (same group, same deduplication id; the consumer's inbox
 //!   makes a second delivery a no-op), at most [`MAX_REPUBLISH`] times — an event that still fails
 //!   after that is in the consumer's dead-letter queue, under its alarm.
@@ -56,18 +57,52 @@ pub struct Reconciled {
     pub given_up: usize,
 }
 
+/// Which consumers each event type is delivered to: `order.created=orders,payments;order.cancelled=orders`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consumers(HashMap<String, Vec<String>>);
+
+impl Consumers {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for entry in raw.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (event_type, names) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?} is not type=consumer[,consumer]"))?;
+            let names: Vec<String> = names
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if names.is_empty() {
+                return Err(format!("{event_type} names no consumer"));
+            }
+            map.insert(event_type.trim().to_owned(), names);
+        }
+        Ok(Self(map))
+    }
+
+    /// The consumers of events of this type (none: nobody waits for it).
+    pub fn of(&self, event_type: &str) -> &[String] {
+        self.0.get(event_type).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// The tables a reconciler reads and writes.
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     pub client: Client,
     pub outbox_table: String,
     pub inbox_table: String,
+    /// Who must record each type of event.
+    pub consumers: Consumers,
     /// How old an unrecorded event must be before it is sent again.
     pub after: Duration,
 }
 
 struct Pending {
     id: String,
+    event_type: String,
     republished: u32,
     item: HashMap<String, AttributeValue>,
 }
@@ -90,7 +125,11 @@ impl Reconciler {
             for chunk in pending.chunks(100) {
                 let recorded = self.recorded(chunk).await?;
                 for event in chunk {
-                    if recorded.contains(&event.id) {
+                    let expected = self.consumers.of(&event.event_type);
+                    if expected
+                        .iter()
+                        .all(|c| recorded.contains(&(event.id.clone(), c.clone())))
+                    {
                         self.settle(&event.id).await?;
                         report.settled += 1;
                     } else if event.republished >= MAX_REPUBLISH {
@@ -144,12 +183,17 @@ impl Reconciler {
                 let Some(AttributeValue::S(id)) = item.get("id").cloned() else {
                     continue;
                 };
+                let event_type = match item.get("type") {
+                    Some(AttributeValue::S(t)) => t.clone(),
+                    _ => String::new(),
+                };
                 let republished = match item.get("republished") {
                     Some(AttributeValue::N(count)) => count.parse().unwrap_or(0),
                     _ => 0,
                 };
                 pending.push(Pending {
                     id,
+                    event_type,
                     republished,
                     item,
                 });
@@ -161,17 +205,28 @@ impl Reconciler {
         }
     }
 
-    /// Which of these events the consumer's inbox holds.
-    async fn recorded(&self, events: &[Pending]) -> Result<HashSet<String>, StoreError> {
+    /// Which (event id, consumer) of these events the inbox holds.
+    async fn recorded(&self, events: &[Pending]) -> Result<HashSet<(String, String)>, StoreError> {
         let mut keys: Vec<HashMap<String, AttributeValue>> = events
             .iter()
-            .map(|e| HashMap::from([("eventId".to_owned(), s(&e.id))]))
+            .flat_map(|e| {
+                self.consumers.of(&e.event_type).iter().map(|c| {
+                    HashMap::from([
+                        ("eventId".to_owned(), s(&e.id)),
+                        ("consumer".to_owned(), s(c)),
+                    ])
+                })
+            })
             .collect();
         let mut found = HashSet::new();
+        // BatchGetItem takes at most 100 keys; what it leaves unprocessed is asked again.
         while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(100));
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
-                .projection_expression("eventId")
+                .projection_expression("#event, #consumer")
+                .expression_attribute_names("#event", "eventId")
+                .expression_attribute_names("#consumer", "consumer")
                 .consistent_read(true)
                 .build()?;
             let out = self
@@ -186,8 +241,10 @@ impl Reconciler {
                 .remove(&self.inbox_table)
                 .unwrap_or_default()
             {
-                if let Some(AttributeValue::S(id)) = item.get("eventId") {
-                    found.insert(id.clone());
+                if let (Some(AttributeValue::S(id)), Some(AttributeValue::S(consumer))) =
+                    (item.get("eventId"), item.get("consumer"))
+                {
+                    found.insert((id.clone(), consumer.clone()));
                 }
             }
             keys = out
@@ -195,6 +252,7 @@ impl Reconciler {
                 .and_then(|mut u| u.remove(&self.inbox_table))
                 .map(|k| k.keys)
                 .unwrap_or_default();
+            keys.extend(rest);
         }
         Ok(found)
     }
@@ -267,6 +325,16 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumers_are_listed_per_event_type() {
+        let c = Consumers::parse("order.created=orders, payments; order.cancelled=orders").unwrap();
+        assert_eq!(c.of("order.created"), ["orders", "payments"]);
+        assert_eq!(c.of("order.cancelled"), ["orders"]);
+        assert!(c.of("shipment.created").is_empty());
+        assert!(Consumers::parse("order.created").is_err());
+        assert!(Consumers::parse("order.created=").is_err());
+    }
 
     #[test]
     fn an_events_hour_is_its_pending_partition() {

@@ -930,6 +930,51 @@ Resources:
     }
 
     #[test]
+    fn the_reconciler_waits_for_exactly_the_consumers_the_topic_delivers_to() {
+        let t = Template::load_default().unwrap();
+        // What the subscriptions deliver: (type, consumer name of the function on that queue).
+        let mut delivered = std::collections::BTreeSet::new();
+        for id in t.resources_of_type("AWS::SNS::Subscription") {
+            let sub = t.resource_properties(id).unwrap();
+            let queue = sub["Endpoint"]["Fn::GetAtt"][0].as_str().unwrap();
+            for f in t.resources_of_type("AWS::Serverless::Function") {
+                let props = t.resource_properties(f).unwrap();
+                let reads_queue =
+                    props["Events"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .any(|(_, e)| {
+                            e["Type"] == "SQS" && e["Properties"]["Queue"]["Fn::GetAtt"][0] == queue
+                        });
+                if !reads_queue {
+                    continue;
+                }
+                let name = props["Environment"]["Variables"]["CONSUMER_NAME"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{f} names itself in CONSUMER_NAME"));
+                for event_type in sub["FilterPolicy"]["type"].as_array().unwrap() {
+                    delivered.insert((event_type.as_str().unwrap().to_owned(), name.to_owned()));
+                }
+            }
+        }
+        // What the reconciler waits for.
+        let reconciler = t.resource_properties("OutboxReconcilerFunction").unwrap();
+        let raw = reconciler["Environment"]["Variables"]["EVENT_CONSUMERS"]
+            .as_str()
+            .unwrap();
+        let mut waited = std::collections::BTreeSet::new();
+        for entry in raw.split(';') {
+            let (event_type, names) = entry.split_once('=').unwrap();
+            for name in names.split(',') {
+                waited.insert((event_type.trim().to_owned(), name.trim().to_owned()));
+            }
+        }
+        assert!(!delivered.is_empty());
+        assert_eq!(waited, delivered);
+    }
+
+    #[test]
     fn create_order_puts_orders_and_counts_quota_and_nothing_more() {
         let t = Template::load_default().unwrap();
         let orders = serde_json::json!({"Fn::GetAtt": ["OrdersTable", "Arn"]});

@@ -29,15 +29,24 @@ pub enum ApplyError {
     Store(#[from] StoreError),
 }
 
+/// Who consumes order events: the name its inbox records carry, and the `source` the events
+/// must come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    pub name: String,
+    pub producer: String,
+}
+
 /// Applies one event: `order.created` confirms the order; `order.cancelled` is only recorded.
-/// Only events of the orders service (`source` = `producer`) about the order they carry are
-/// applied; the envelope's id was checked against its subject and type when it was parsed.
+/// Only events of the orders service (`source` = the consumer's producer) about the order they
+/// carry are applied; the envelope's id was checked against its subject and type when parsed.
 pub async fn apply<S: EventInbox>(
     store: &S,
-    producer: &str,
+    consumer: &Consumer,
     event: &OrderEvent,
     now: DateTime<Utc>,
 ) -> Result<Applied<OrderStatus>, ApplyError> {
+    let producer = consumer.producer.as_str();
     let order_id =
         subject_order(event).ok_or_else(|| ApplyError::Subject(event.subject.clone()))?;
     if event.source != producer {
@@ -54,7 +63,7 @@ pub async fn apply<S: EventInbox>(
         });
     }
     match event.event_type {
-        OrderEventType::OrderCreated => store.confirm(order_id, event, now).await,
-        OrderEventType::OrderCancelled => store.record(event, now).await,
+        OrderEventType::OrderCreated => store.confirm(&consumer.name, order_id, event, now).await,
+        OrderEventType::OrderCancelled => store.record(&consumer.name, event, now).await,
     }
 }

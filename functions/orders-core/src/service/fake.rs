@@ -20,7 +20,8 @@ use crate::events::OrderEvent;
 pub(super) struct FakeStore {
     pub products: Mutex<HashMap<ProductId, Product>>,
     pub orders: Mutex<HashMap<OrderId, StoredOrder>>,
-    pub inbox: Mutex<HashSet<String>>,
+    /// (consumer, event id) of every event applied.
+    pub inbox: Mutex<HashSet<(String, String)>>,
     /// The next this many transactions fail as a conflict would.
     pub conflicts: Mutex<u32>,
     pub transactions: Mutex<u32>,
@@ -159,11 +160,17 @@ impl CancelOrder for FakeStore {
 impl EventInbox for FakeStore {
     async fn confirm(
         &self,
+        consumer: &str,
         order_id: OrderId,
         event: &OrderEvent,
         at: DateTime<Utc>,
     ) -> Result<Applied<OrderStatus>, ApplyError> {
-        if self.inbox.lock().unwrap().contains(&event.id) {
+        if self
+            .inbox
+            .lock()
+            .unwrap()
+            .contains(&(consumer.to_owned(), event.id.clone()))
+        {
             return Ok(Applied::Duplicate);
         }
         let status = match self.orders.lock().unwrap().get_mut(&order_id) {
@@ -174,16 +181,18 @@ impl EventInbox for FakeStore {
             }
             Some(stored) => Some(stored.order.status),
         };
-        self.record(event, at).await?;
+        self.record(consumer, event, at).await?;
         Ok(status.map_or(Applied::Done, Applied::Skipped))
     }
 
     async fn record(
         &self,
+        consumer: &str,
         event: &OrderEvent,
         _at: DateTime<Utc>,
     ) -> Result<Applied<OrderStatus>, ApplyError> {
-        Ok(if self.inbox.lock().unwrap().insert(event.id.clone()) {
+        let key = (consumer.to_owned(), event.id.clone());
+        Ok(if self.inbox.lock().unwrap().insert(key) {
             Applied::Done
         } else {
             Applied::Duplicate

@@ -8,7 +8,7 @@ mod catalogue;
 mod create;
 pub mod ports;
 
-pub use apply::{ApplyError, apply};
+pub use apply::{ApplyError, Consumer, apply};
 pub use cancel::{CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
 pub use catalogue::{
     AdjustStock, AdjustStockDeps, AdjustStockError, Adjusted, Put, PutProductError, adjust_stock,

@@ -147,9 +147,11 @@ pub trait AdjustStockLevel: Send + Sync {
 
 /// The order-events consumer's effects, each written with the event id in the inbox.
 pub trait EventInbox: Send + Sync {
-    /// CREATED → CONFIRMED (the order the event's subject names), together with the event id.
+    /// CREATED → CONFIRMED (the order the event's subject names), together with the event id in
+    /// `consumer`'s inbox.
     fn confirm(
         &self,
+        consumer: &str,
         order_id: OrderId,
         event: &OrderEvent,
         at: DateTime<Utc>,
@@ -158,6 +160,7 @@ pub trait EventInbox: Send + Sync {
     /// Records an event whose only effect is being recorded.
     fn record(
         &self,
+        consumer: &str,
         event: &OrderEvent,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Applied<OrderStatus>, ApplyError>> + Send;

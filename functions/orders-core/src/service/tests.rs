@@ -27,6 +27,13 @@ fn product(id: &str, stock: i64) -> Product {
     }
 }
 
+fn orders_consumer() -> Consumer {
+    Consumer {
+        name: "orders".into(),
+        producer: "orders".into(),
+    }
+}
+
 fn fast() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 3,
@@ -215,19 +222,19 @@ async fn an_order_event_confirms_once_and_never_a_cancelled_order() {
     };
     let store = &deps.store;
     assert_eq!(
-        apply(store, "orders", &event(&orders[0]), Utc::now())
+        apply(store, &orders_consumer(), &event(&orders[0]), Utc::now())
             .await
             .unwrap(),
         Applied::Done
     );
     assert_eq!(
-        apply(store, "orders", &event(&orders[0]), Utc::now())
+        apply(store, &orders_consumer(), &event(&orders[0]), Utc::now())
             .await
             .unwrap(),
         Applied::Duplicate
     );
     assert_eq!(
-        apply(store, "orders", &event(&orders[1]), Utc::now())
+        apply(store, &orders_consumer(), &event(&orders[1]), Utc::now())
             .await
             .unwrap(),
         Applied::Skipped(OrderStatus::Cancelled)
@@ -235,12 +242,12 @@ async fn an_order_event_confirms_once_and_never_a_cancelled_order() {
     let mut stray = event(&orders[0]);
     stray.subject = "not-an-order".into();
     assert!(matches!(
-        apply(store, "orders", &stray, Utc::now()).await,
+        apply(store, &orders_consumer(), &stray, Utc::now()).await,
         Err(ApplyError::Subject(_))
     ));
     let unknown = event(&crate::fixtures::order(&[("p-1", 1)], 100));
     assert!(matches!(
-        apply(store, "orders", &unknown, Utc::now()).await,
+        apply(store, &orders_consumer(), &unknown, Utc::now()).await,
         Err(ApplyError::UnknownOrder(_))
     ));
     // Only the orders service's events, each about the order it carries.
@@ -251,13 +258,13 @@ async fn an_order_event_confirms_once_and_never_a_cancelled_order() {
         Utc::now(),
     );
     assert!(matches!(
-        apply(store, "orders", &from_elsewhere, Utc::now()).await,
+        apply(store, &orders_consumer(), &from_elsewhere, Utc::now()).await,
         Err(ApplyError::UnexpectedSource { .. })
     ));
     let mut swapped = event(&orders[0]);
     swapped.subject = orders[1].order_id.to_string();
     assert!(matches!(
-        apply(store, "orders", &swapped, Utc::now()).await,
+        apply(store, &orders_consumer(), &swapped, Utc::now()).await,
         Err(ApplyError::SubjectMismatch { .. })
     ));
 }

@@ -31,12 +31,16 @@ struct StatusOnly {
 impl EventInbox for DynamoStore {
     async fn confirm(
         &self,
+        consumer: &str,
         order_id: OrderId,
         event: &OrderEvent,
         at: DateTime<Utc>,
     ) -> Result<Applied<OrderStatus>, ApplyError> {
         let mut tx = Transaction::with_capacity(2);
-        tx.put(Action::Inbox, inbox_put(&self.tables.inbox, event, at)?);
+        tx.put(
+            Action::Inbox,
+            inbox_put(&self.tables.inbox, consumer, event, at)?,
+        );
         tx.update(
             Action::Confirm,
             Update::builder()
@@ -70,7 +74,7 @@ impl EventInbox for DynamoStore {
             Some(found) => found?.status,
         };
         // Remember the event without touching the order.
-        Ok(match self.record(event, at).await? {
+        Ok(match self.record(consumer, event, at).await? {
             Applied::Done => Applied::Skipped(status),
             other => other,
         })
@@ -78,10 +82,11 @@ impl EventInbox for DynamoStore {
 
     async fn record(
         &self,
+        consumer: &str,
         event: &OrderEvent,
         at: DateTime<Utc>,
     ) -> Result<Applied<OrderStatus>, ApplyError> {
-        let put = inbox_put(&self.tables.inbox, event, at)?;
+        let put = inbox_put(&self.tables.inbox, consumer, event, at)?;
         Ok(match record(&self.client, put).await? {
             Recorded::Now => Applied::Done,
             Recorded::Before => Applied::Duplicate,

@@ -233,6 +233,8 @@ async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
         client: app.client.clone(),
         outbox_table: app.tables().outbox.clone(),
         inbox_table: app.tables().inbox.clone(),
+        consumers: orders_core::config::event_consumers(&env)
+            .expect("template.yaml sets EVENT_CONSUMERS"),
         after: reconcile_after(env).expect("template.yaml sets RECONCILE_AFTER_MINUTES"),
     };
     let run = |minutes: i64| {

@@ -305,7 +305,7 @@ async fn a_message_delivered_three_times_has_one_effect() {
     for _ in 0..3 {
         let response = consume(
             &app.store,
-            &app.producer(),
+            &app.consumer(),
             &app.metrics,
             sqs_fixture_with(&[(&ids[0], body.clone())], true),
         )
@@ -333,7 +333,7 @@ async fn the_consumer_fixture_confirms_its_order() {
     event["Records"][0]["body"] = Value::String(body.to_string());
     let response = consume(
         &app.store,
-        &app.producer(),
+        &app.consumer(),
         &app.metrics,
         serde_json::from_value(event).unwrap(),
     )
@@ -357,7 +357,7 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     // FIFO: the poison message and everything after it are reported; the last is not applied.
     let response = consume(
         &app.store,
-        &app.producer(),
+        &app.consumer(),
         &app.metrics,
         sqs_fixture_with(&bodies, true),
     )
@@ -374,7 +374,7 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     // A standard queue's batch: only the poison message fails.
     let response = consume(
         &app.store,
-        &app.producer(),
+        &app.consumer(),
         &app.metrics,
         sqs_fixture_with(&bodies, false),
     )
@@ -397,7 +397,7 @@ async fn an_unknown_event_type_fails_that_message() {
     body["type"] = Value::String("order.shipped".into());
     let response = consume(
         &app.store,
-        &app.producer(),
+        &app.consumer(),
         &app.metrics,
         sqs_fixture_with(&[(&ids[0], body.to_string())], true),
     )
@@ -431,7 +431,7 @@ async fn an_event_not_from_its_producer_or_not_about_its_order_is_never_applied(
     ] {
         let response = consume(
             &app.store,
-            &app.producer(),
+            &app.consumer(),
             &app.metrics,
             sqs_fixture_with(&[(&ids[0], body.to_string())], true),
         )
@@ -514,6 +514,7 @@ impl Flaky<'_> {
 impl EventInbox for Flaky<'_> {
     async fn confirm(
         &self,
+        consumer: &str,
         order_id: OrderId,
         event: &OrderEvent,
         at: DateTime<Utc>,
@@ -523,7 +524,7 @@ impl EventInbox for Flaky<'_> {
         if first && self.fail_before.contains(&id) {
             return Err(StoreError::Transient.into());
         }
-        let applied = self.inner.confirm(order_id, event, at).await?;
+        let applied = self.inner.confirm(consumer, order_id, event, at).await?;
         self.count(order_id, applied);
         if first && self.fail_after.contains(&id) {
             return Err(StoreError::Transient.into());
@@ -533,10 +534,11 @@ impl EventInbox for Flaky<'_> {
 
     async fn record(
         &self,
+        consumer: &str,
         event: &OrderEvent,
         at: DateTime<Utc>,
     ) -> Result<Applied<OrderStatus>, ApplyError> {
-        self.inner.record(event, at).await
+        self.inner.record(consumer, event, at).await
     }
 }
 
@@ -588,4 +590,33 @@ async fn fifty_orders_become_fifty_confirmed_orders_each_confirmed_once() {
     // AND nothing is left behind
     assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
     assert_eq!(app.queue_depth("OrderEventsDeadLetterQueue").await, 0);
+}
+
+#[tokio::test]
+async fn two_consumers_of_one_event_do_not_see_each_others_records() {
+    // GIVEN an order event the orders consumer applied
+    let app = TestApp::new().await;
+    let ids = place_orders(&app, 1).await;
+    let body = event_of(&app, &ids[0], "order.created").await;
+    let response = consume(
+        &app.store,
+        &app.consumer(),
+        &app.metrics,
+        sqs_fixture_with(&[(&ids[0], body.clone())], true),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let event: OrderEvent = serde_json::from_str(&body).unwrap();
+    // WHEN another service records the same event in its inbox
+    let other = app.store.record("fulfillment", &event, Utc::now()).await;
+    // THEN it is new to that consumer, and a duplicate only to each one itself
+    assert_eq!(other.unwrap(), Applied::Done);
+    let again = app.store.record("fulfillment", &event, Utc::now()).await;
+    assert_eq!(again.unwrap(), Applied::Duplicate);
+    let mine = app
+        .store
+        .record(&app.consumer().name, &event, Utc::now())
+        .await;
+    assert_eq!(mine.unwrap(), Applied::Duplicate);
+    assert_eq!(inbox_size(&app).await, 2);
 }

@@ -114,9 +114,12 @@ impl TestApp {
             .clone()
     }
 
-    /// The producer order events must come from, as the consumer's environment names it.
-    pub fn producer(&self) -> String {
-        self.env("OrderEventsFunction", "EVENT_SOURCE")
+    /// The order-events consumer as the template configures it (its name, and the producer
+    /// order events must come from).
+    pub fn consumer(&self) -> orders_core::service::Consumer {
+        let env = &self.envs["OrderEventsFunction"];
+        orders_core::service::Consumer::from_vars(|name: &str| env.get(name).cloned())
+            .expect("template.yaml configures the consumer")
     }
 
     pub fn queue_url(&self, logical_id: &str) -> &str {
@@ -208,7 +211,7 @@ impl TestApp {
             let delivery = mapping
                 .deliver_once(0, |event| async {
                     Ok::<_, Infallible>(
-                        consume(store, &self.producer(), &self.metrics, event).await,
+                        consume(store, &self.consumer(), &self.metrics, event).await,
                     )
                 })
                 .await
