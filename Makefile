@@ -14,7 +14,10 @@ BIN_DIR := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 PORT ?= 3000
 DEV_PREFIX ?= dev
-DEVKIT = $(BIN_DIR)/devkit --bin-dir $(BIN_DIR)
+# PARAMS="ReservationMinutes=1 OrdersPerMinute=100": template parameters instead of their defaults
+# (as `sam deploy --parameter-overrides` takes them), for dev and invoke.
+PARAMS ?=
+DEVKIT = $(BIN_DIR)/devkit --bin-dir $(BIN_DIR) $(foreach p,$(PARAMS),--parameter $(p))
 SUB ?= alice
 SCOPES ?= orders:write orders:read
 

@@ -115,6 +115,15 @@ pub struct Prepared {
 /// function's binary and environment, without starting anything.
 pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared, DevError> {
     let template = Template::load(&options.root.join("template.yaml"))?;
+    if let Some(unknown) = options
+        .parameters
+        .keys()
+        .find(|p| !template.has_parameter(p))
+    {
+        return Err(DevError::Setup(format!(
+            "template.yaml has no parameter {unknown} (PARAMS)"
+        )));
+    }
     let functions = template.functions()?;
     let routes = template.http_routes()?;
 

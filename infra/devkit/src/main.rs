@@ -24,6 +24,17 @@ struct Cli {
     /// Prefix of the local table and queue names.
     #[arg(long, global = true, default_value = "dev")]
     prefix: String,
+    /// A template parameter's value instead of its default, `Name=Value` (repeatable), as
+    /// `sam deploy --parameter-overrides` takes them.
+    #[arg(long = "parameter", global = true, value_parser = parameter)]
+    parameters: Vec<(String, String)>,
+}
+
+fn parameter(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("{raw:?} is not Name=Value"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
 }
 
 #[derive(Subcommand)]
@@ -73,7 +84,7 @@ fn options(cli: &Cli, port: u16, environments: usize) -> DevOptions {
         prefix: cli.prefix.clone(),
         http_environments: environments,
         catalog: cli.root.join("infra/sample-catalog.json"),
-        parameters: Default::default(),
+        parameters: cli.parameters.iter().cloned().collect(),
     }
 }
 
@@ -118,5 +129,30 @@ async fn main() -> ExitCode {
             eprintln!("devkit: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_name_equals_value() {
+        assert_eq!(
+            parameter("OrdersPerMinute=100"),
+            Ok(("OrdersPerMinute".into(), "100".into()))
+        );
+        assert!(parameter("OrdersPerMinute").is_err());
+        let cli = Cli::parse_from([
+            "devkit",
+            "--parameter",
+            "OrdersPerMinute=100",
+            "--parameter",
+            "ReconcileAfterMinutes=6",
+            "token",
+        ]);
+        let options = options(&cli, 0, 1);
+        assert_eq!(options.parameters["OrdersPerMinute"], "100");
+        assert_eq!(options.parameters["ReconcileAfterMinutes"], "6");
     }
 }

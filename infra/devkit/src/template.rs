@@ -311,6 +311,14 @@ impl Template {
     }
 
     /// A parameter's default value.
+    /// Whether the template declares this parameter.
+    pub fn has_parameter(&self, name: &str) -> bool {
+        self.root
+            .get("Parameters")
+            .and_then(|p| p.get(name))
+            .is_some()
+    }
+
     pub fn parameter_default(&self, name: &str) -> Option<String> {
         let default = self.root.get("Parameters")?.get(name)?.get("Default")?;
         scalar(default)
