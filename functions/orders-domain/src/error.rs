@@ -36,4 +36,6 @@ pub enum DomainError {
     StockDeltaOutOfRange,
     #[error("a reason is 1 to 200 characters without control characters")]
     InvalidAdjustmentReason,
+    #[error("maxPerOrder is a whole number from 1 to {max}", max = Quantity::MAX)]
+    MaxPerOrderOutOfRange,
 }

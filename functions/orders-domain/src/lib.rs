@@ -16,4 +16,6 @@ pub use ids::{IdempotencyKey, OrderId, ProductId, UserId};
 pub use kernel::rfc3339_millis;
 pub use money::{Currency, Money, RawMoney};
 pub use order::{LineRequest, Order, OrderLine, OrderLines, OrderStatus, PricingError, Quantity};
-pub use product::{AdjustmentReason, Product, ProductName, Stock, StockAdjustment, StockDelta};
+pub use product::{
+    AdjustmentReason, MaxPerOrder, Product, ProductName, Stock, StockAdjustment, StockDelta,
+};

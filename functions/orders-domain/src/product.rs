@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::DomainError;
 use crate::ids::{ProductId, UserId};
 use crate::money::Money;
+use crate::order::Quantity;
 use crate::text::{display_text, text_value};
 
 /// A product of the catalogue with its current price and stock.
@@ -15,6 +16,46 @@ pub struct Product {
     pub name: ProductName,
     pub price: Money,
     pub stock: Stock,
+    /// At most this many units on one order line (none: any quantity an order line may have).
+    pub max_per_order: Option<MaxPerOrder>,
+}
+
+/// The most units of a product one order may take (a flash sale's "at most 2 per customer"):
+/// 1 to [`Quantity::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct MaxPerOrder(u32);
+
+impl MaxPerOrder {
+    pub fn new(value: u32) -> Result<Self, DomainError> {
+        if (1..=Quantity::MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(DomainError::MaxPerOrderOutOfRange)
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Whether one order may take `quantity` units.
+    pub fn allows(self, quantity: Quantity) -> bool {
+        quantity.get() <= self.0
+    }
+}
+
+impl TryFrom<u32> for MaxPerOrder {
+    type Error = DomainError;
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<MaxPerOrder> for u32 {
+    fn from(m: MaxPerOrder) -> Self {
+        m.0
+    }
 }
 
 /// One change of a product's stock, as it is recorded (an audit trail, and what makes a retried
@@ -182,6 +223,15 @@ mod tests {
             AdjustmentReason::parse(" delivery ").unwrap().as_str(),
             "delivery"
         );
+    }
+
+    #[test]
+    fn a_per_order_limit_is_one_to_a_thousand_and_allows_up_to_itself() {
+        assert!(MaxPerOrder::new(0).is_err());
+        assert!(MaxPerOrder::new(1001).is_err());
+        let two = MaxPerOrder::new(2).unwrap();
+        assert!(two.allows(Quantity::new(2).unwrap()));
+        assert!(!two.allows(Quantity::new(3).unwrap()));
     }
 
     #[test]

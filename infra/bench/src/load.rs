@@ -78,6 +78,7 @@ pub async fn seed(
             )
             .map_err(|e| BenchError::Failed(e.to_string()))?,
             stock: Stock::new(initial).map_err(|e| BenchError::Failed(e.to_string()))?,
+            max_per_order: None,
         })
     };
     let products = ids

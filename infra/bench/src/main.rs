@@ -287,6 +287,7 @@ async fn seed_sample_catalog(cli: &Cli, store: &DynamoStore) -> Result<(), Bench
             .map_err(bad)?,
             // Every cold create-order takes some: enough for all of them.
             stock: Stock::new(1_000_000).map_err(bad)?,
+            max_per_order: None,
         };
         store
             .seed_product(&product)

@@ -70,6 +70,22 @@ impl From<CreateOrderError> for Problem {
                 format!("the price of product {product} changed while the order was placed; retry"),
             )
             .with("productId", product.as_str()),
+            CreateOrderError::AboveMaxPerOrder {
+                product,
+                requested,
+                limit,
+            } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "max-per-order-exceeded",
+                "Too many of one product",
+                format!(
+                    "at most {limit} of product {product} on one order, {} requested",
+                    requested.get()
+                ),
+            )
+            .with("productId", product.as_str())
+            .with("maxPerOrder", limit)
+            .with("requested", requested.get()),
             CreateOrderError::MixedCurrencies(a, b) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "currency-mismatch",

@@ -13,8 +13,8 @@ use platform::http::{
 use super::orders::{IDEMPOTENT_REPLAYED, idempotency_key};
 use super::{SCOPE_PRODUCTS_WRITE, product_not_found};
 use crate::domain::{
-    AdjustmentReason, Money, Product, ProductId, ProductName, RawMoney, Stock, StockAdjustment,
-    StockDelta, UserId,
+    AdjustmentReason, MaxPerOrder, Money, Product, ProductId, ProductName, RawMoney, Stock,
+    StockAdjustment, StockDelta, UserId,
 };
 use crate::service::ports::{Catalogue, ProductDraft, ReadProduct, StockKeeper};
 use crate::service::{AdjustStock, AdjustStockDeps, Adjusted, Put, adjust_stock};
@@ -27,6 +27,8 @@ pub struct ProductView<'a> {
     name: &'a str,
     price: Money,
     stock: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_per_order: Option<MaxPerOrder>,
 }
 
 impl<'a> From<&'a Product> for ProductView<'a> {
@@ -36,6 +38,7 @@ impl<'a> From<&'a Product> for ProductView<'a> {
             name: p.name.as_str(),
             price: p.price,
             stock: p.stock.get(),
+            max_per_order: p.max_per_order,
         }
     }
 }
@@ -48,6 +51,12 @@ struct ProductBody {
     /// The initial stock of a new product; on a replace, if given, the stock there is.
     #[serde(default, deserialize_with = "optional_whole_number")]
     stock: Option<i64>,
+    #[serde(
+        default,
+        rename = "maxPerOrder",
+        deserialize_with = "optional_whole_number"
+    )]
+    max_per_order: Option<i64>,
 }
 
 fn optional_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -118,7 +127,19 @@ pub async fn put<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>
         .transpose()
         .map_err(|e| errors.push(FieldError::pointer("/stock", e)))
         .ok();
-    let (Some(id), Some(name), Some(price), Some(stock)) = (id, name, price, stock) else {
+    let max_per_order = body
+        .max_per_order
+        .map(|m| {
+            u32::try_from(m)
+                .map_err(|_| crate::domain::DomainError::MaxPerOrderOutOfRange)
+                .and_then(MaxPerOrder::new)
+        })
+        .transpose()
+        .map_err(|e| errors.push(FieldError::pointer("/maxPerOrder", e)))
+        .ok();
+    let (Some(id), Some(name), Some(price), Some(stock), Some(max_per_order)) =
+        (id, name, price, stock, max_per_order)
+    else {
         return Err(Problem::validation(errors));
     };
     let draft = ProductDraft {
@@ -126,6 +147,7 @@ pub async fn put<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>
         name,
         price,
         stock,
+        max_per_order,
     };
     let (status, product) = match store.put_product(&draft).await? {
         Put::Created(product) => (StatusCode::CREATED, product),

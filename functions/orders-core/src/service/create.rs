@@ -56,6 +56,12 @@ pub enum CreateOrderError {
         requested: Quantity,
         available: i64,
     },
+    #[error("at most {limit} of product {product} on one order, {requested} requested")]
+    AboveMaxPerOrder {
+        product: ProductId,
+        requested: Quantity,
+        limit: u32,
+    },
     #[error("the lines of one order must share one currency ({0} and {1} given)")]
     MixedCurrencies(Currency, Currency),
     #[error("the price of product {0} changed since it was read")]
@@ -93,6 +99,7 @@ impl CreateOrderError {
             CreateOrderError::InsufficientStock { .. } => Some("insufficient-stock"),
             CreateOrderError::UnknownProduct(_) => Some("unknown-product"),
             CreateOrderError::QuotaExceeded { .. } => Some("quota"),
+            CreateOrderError::AboveMaxPerOrder { .. } => Some("max-per-order"),
             CreateOrderError::MixedCurrencies(..)
             | CreateOrderError::PriceChanged(_)
             | CreateOrderError::Unpriceable(_)
@@ -135,6 +142,18 @@ pub async fn create_order<S: OrderWriter>(
     loop {
         attempt += 1;
         let products = deps.store.products(&ids, price_rechecked).await?;
+        // The limit is checked again in the transaction's condition (it may change meanwhile).
+        for line in request.lines.iter() {
+            if let Some(limit) = products.get(line.product_id).and_then(|p| p.max_per_order)
+                && !limit.allows(line.quantity)
+            {
+                return Err(CreateOrderError::AboveMaxPerOrder {
+                    product: line.product_id.clone(),
+                    requested: line.quantity,
+                    limit: limit.get(),
+                });
+            }
+        }
         let order = Order::price(order_id, request.user.clone(), &request.lines, now, |id| {
             products.get(id).map(|p| p.price)
         })?;

@@ -13,8 +13,8 @@ use super::{
     AdjustStockError, ApplyError, CancelOrderError, CreateOrderError, Put, PutProductError,
 };
 use crate::domain::{
-    Money, Order, OrderId, OrderStatus, Product, ProductId, ProductName, Stock, StockAdjustment,
-    UserId,
+    MaxPerOrder, Money, Order, OrderId, OrderStatus, Product, ProductId, ProductName, Stock,
+    StockAdjustment, UserId,
 };
 use crate::events::OrderEvent;
 
@@ -117,6 +117,8 @@ pub struct ProductDraft {
     /// must equal the stock there is ([`PutProductError::StockDiffers`] otherwise): a replace
     /// never sets stock.
     pub stock: Option<Stock>,
+    /// Replaced with the details: `None` removes a limit.
+    pub max_per_order: Option<MaxPerOrder>,
 }
 
 /// Creates a product, or replaces its details in one conditional write that never touches its

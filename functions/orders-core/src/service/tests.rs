@@ -24,6 +24,7 @@ fn product(id: &str, stock: i64) -> Product {
         name: ProductName::parse("Mug").unwrap(),
         price: Money::new(1999, Currency::parse("EUR").unwrap()).unwrap(),
         stock: Stock::new(stock).unwrap(),
+        max_per_order: None,
     }
 }
 

@@ -28,15 +28,19 @@ struct StockOnly {
 impl WriteProduct for DynamoStore {
     async fn put_product(&self, draft: &ProductDraft) -> Result<Put, PutProductError> {
         let initial = draft.stock.map_or(0, Stock::get);
+        // The details are replaced whole: a limit left out of the body is removed.
+        let details = "SET #name = :name, priceAmount = :amount, currency = :currency, \
+                       stock = if_not_exists(stock, :initial)";
+        let expression = match draft.max_per_order {
+            Some(_) => format!("{details}, maxPerOrder = :max"),
+            None => format!("{details} REMOVE maxPerOrder"),
+        };
         let mut update = self
             .client
             .update_item()
             .table_name(&self.tables.products)
             .key("productId", s(draft.id.as_str()))
-            .update_expression(
-                "SET #name = :name, priceAmount = :amount, currency = :currency, \
-                 stock = if_not_exists(stock, :initial)",
-            )
+            .update_expression(expression)
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":name", s(draft.name.as_str()))
             .expression_attribute_values(":amount", n(draft.price.amount()))
@@ -44,6 +48,9 @@ impl WriteProduct for DynamoStore {
             .expression_attribute_values(":initial", n(initial))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(max) = draft.max_per_order {
+            update = update.expression_attribute_values(":max", n(max.get()));
+        }
         if draft.stock.is_some() {
             // A stock given on a replace must be the stock there is: a stale body is refused.
             update =
@@ -78,6 +85,7 @@ impl WriteProduct for DynamoStore {
             id: draft.id.clone(),
             name: draft.name.clone(),
             price: draft.price,
+            max_per_order: draft.max_per_order,
             stock: Stock::on_hand(stock).map_err(|e| StoreError::Corrupt {
                 table: PRODUCTS,
                 source: serde::de::Error::custom(e),

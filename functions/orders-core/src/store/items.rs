@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use platform::dynamo::{StoreError, decode};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Currency, Money, Product, ProductId, ProductName, Stock, UserId};
+use crate::domain::{Currency, MaxPerOrder, Money, Product, ProductId, ProductName, Stock, UserId};
 use crate::service::ports::StoredOrder;
 
 pub(super) const PRODUCTS: &str = "products";
@@ -22,6 +22,8 @@ pub(super) struct ProductItem {
     price_amount: i64,
     currency: Currency,
     stock: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_per_order: Option<MaxPerOrder>,
 }
 
 impl ProductItem {
@@ -32,6 +34,7 @@ impl ProductItem {
             price_amount: p.price.amount(),
             currency: p.price.currency(),
             stock: p.stock.get(),
+            max_per_order: p.max_per_order,
         }
     }
 }
@@ -48,10 +51,11 @@ pub(super) fn decode_product(item: HashMap<String, AttributeValue>) -> Result<Pr
         name: raw.name,
         price: Money::new(raw.price_amount, raw.currency).map_err(corrupt)?,
         stock: Stock::on_hand(raw.stock).map_err(corrupt)?,
+        max_per_order: raw.max_per_order,
     })
 }
 
-/// What a product was when an order line's condition failed: its stock and price.
+/// What a product was when an order line's condition failed: its stock, price and limit.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct StockAndPrice {
@@ -59,6 +63,7 @@ pub(super) struct StockAndPrice {
     pub stock: i64,
     pub price_amount: Option<i64>,
     pub currency: Option<String>,
+    pub max_per_order: Option<u32>,
 }
 
 impl StockAndPrice {

@@ -54,7 +54,8 @@ impl PlaceOrder for DynamoStore {
                     .update_expression("SET stock = stock - :qty")
                     .condition_expression(
                         "attribute_exists(productId) AND stock >= :qty \
-                         AND priceAmount = :price AND currency = :currency",
+                         AND priceAmount = :price AND currency = :currency \
+                         AND (attribute_not_exists(maxPerOrder) OR maxPerOrder >= :qty)",
                     )
                     .expression_attribute_values(":qty", n(line.quantity.get()))
                     .expression_attribute_values(":price", n(line.unit_price.amount()))
@@ -115,6 +116,15 @@ fn explain(order: &Order, limit: u32, cancellation: &Cancellation<Action>) -> Cr
             Some(Err(e)) => return e.into(),
             Some(Ok(current)) => current,
         };
+        if let Some(limit) = current.max_per_order
+            && limit < line.quantity.get()
+        {
+            return CreateOrderError::AboveMaxPerOrder {
+                product: line.product_id.clone(),
+                requested: line.quantity,
+                limit,
+            };
+        }
         if current.stock < i64::from(line.quantity.get()) {
             return CreateOrderError::InsufficientStock {
                 product: line.product_id.clone(),

@@ -176,3 +176,95 @@ async fn concurrent_orders_and_adjustments_add_up_exactly() {
     assert_eq!(app.stock("p-1").await, initial + deltas - ordered);
     assert!(app.stock("p-1").await >= 0);
 }
+
+#[tokio::test]
+async fn a_products_per_order_limit_refuses_a_line_above_it_with_422() {
+    // GIVEN a flash-sale product: at most 2 per order
+    let app = TestApp::new().await;
+    let body = json!({"name": "Drop", "price": {"amount": 900, "currency": "EUR"}, "stock": 50, "maxPerOrder": 2});
+    let created = put_product(&app, put(body)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["maxPerOrder"], 2);
+    let got = get_product(&app, ApiEvent::load("get-product.json")).await;
+    assert_eq!(got.body["maxPerOrder"], 2);
+    // WHEN a line asks for 3
+    let answer = create(&app.create_deps(), order_by("alice", lines(&[("p-1", 3)]))).await;
+    // THEN 422 naming the product and the limit, and nothing is sold
+    let problem = answer.problem(422, "max-per-order-exceeded");
+    assert_eq!(problem["productId"], "p-1");
+    assert_eq!(problem["maxPerOrder"], 2);
+    assert_eq!(problem["requested"], 3);
+    assert_eq!(app.stock("p-1").await, 50);
+    // AND 2 are sold
+    let ok = create(&app.create_deps(), order_by("bob", lines(&[("p-1", 2)]))).await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    // AND a replace that leaves the limit out removes it; an invalid one is 400
+    let no_limit = json!({"name": "Drop", "price": {"amount": 900, "currency": "EUR"}});
+    let replaced = put_product(&app, put(no_limit)).await;
+    assert_eq!(replaced.status, 200);
+    assert!(replaced.body.get("maxPerOrder").is_none());
+    let three = create(&app.create_deps(), order_by("carol", lines(&[("p-1", 3)]))).await;
+    assert_eq!(three.status, 201, "{}", three.body);
+    for bad in [0, 1001] {
+        let body = json!({"name": "Drop", "price": {"amount": 900, "currency": "EUR"}, "maxPerOrder": bad});
+        let answer = put_product(&app, put(body)).await;
+        assert_eq!(
+            answer.problem(400, "validation-failed")["errors"][0]["pointer"],
+            "/maxPerOrder"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_limit_set_while_an_order_is_placed_is_held_by_the_transaction() {
+    // GIVEN an order priced while the product had no limit
+    let app = TestApp::new().await;
+    app.add_product("p-1", 100, "EUR", 10).await;
+    let deps = app.create_deps();
+    let products = {
+        use orders_core::service::ports::ReadProducts;
+        let id = orders_core::domain::ProductId::parse("p-1").unwrap();
+        app.store.products(&[&id], true).await.unwrap()
+    };
+    let order = orders_core::domain::Order::price(
+        orders_core::domain::OrderId::new_random(),
+        orders_core::domain::UserId::parse("alice").unwrap(),
+        &orders_core::domain::OrderLines::new(vec![(
+            orders_core::domain::ProductId::parse("p-1").unwrap(),
+            orders_core::domain::Quantity::new(3).unwrap(),
+        )])
+        .unwrap(),
+        chrono::Utc::now(),
+        |id| products.get(id).map(|p| p.price),
+    )
+    .unwrap();
+    // WHEN a limit of 2 is set before its transaction commits
+    let limited =
+        json!({"name": "P", "price": {"amount": 100, "currency": "EUR"}, "maxPerOrder": 2});
+    assert_eq!(put_product(&app, put(limited)).await.status, 200);
+    let event = orders_core::events::order_event(
+        orders_core::events::OrderEventType::OrderCreated,
+        &deps.event_source,
+        &order,
+        chrono::Utc::now(),
+    );
+    use orders_core::service::ports::{NewOrder, PlaceOrder};
+    let placed = app
+        .store
+        .place_order(&NewOrder {
+            order: &order,
+            request_hash: None,
+            event: &event,
+            orders_per_minute: deps.orders_per_minute,
+        })
+        .await;
+    // THEN the transaction's condition refuses it, naming the limit
+    assert!(
+        matches!(
+            placed,
+            Err(orders_core::service::CreateOrderError::AboveMaxPerOrder { limit: 2, .. })
+        ),
+        "{placed:?}"
+    );
+    assert_eq!(app.stock("p-1").await, 10);
+}

@@ -350,6 +350,7 @@ impl TestApp {
             name: ProductName::parse(&format!("Product {id}")).unwrap(),
             price: Money::new(amount, Currency::parse(currency).unwrap()).unwrap(),
             stock: Stock::new(stock).unwrap(),
+            max_per_order: None,
         };
         self.store.seed_product(&product).await.unwrap();
     }

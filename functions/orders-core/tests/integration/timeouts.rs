@@ -122,6 +122,7 @@ async fn a_hung_database_gets_a_503_before_the_deadline_and_the_retry_makes_one_
             name: ProductName::parse("Mug").unwrap(),
             price: Money::new(900, eur).unwrap(),
             stock: Stock::new(5).unwrap(),
+            max_per_order: None,
         })
         .await
         .unwrap();
