@@ -24,6 +24,7 @@ pub struct Prices {
     pub dynamodb_write_units_per_million: f64,
     pub dynamodb_read_units_per_million: f64,
     pub sqs_fifo_requests_per_million: f64,
+    pub sns_fifo_publish_requests_per_million: f64,
 }
 
 impl Prices {
@@ -173,24 +174,30 @@ fn write_units(bytes: usize) -> f64 {
 
 pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
     let s = per.sizes;
-    // Transactional writes cost two units per KB; the order's GSI copy (projection ALL) one.
+    // Transactional writes cost two units per KB; the GSI copies (projection ALL) one: the order's
+    // (byUser) and the outbox event's (pending, until the reconciler settles it).
     let create_wru = 2.0
         * (write_units(s.order)
             + write_units(s.product)
             + write_units(s.outbox)
             + write_units(s.quota))
-        + write_units(s.order);
+        + write_units(s.order)
+        + write_units(s.outbox);
     let consume_wru = 2.0 * (write_units(s.inbox) + write_units(s.order)) + write_units(s.order);
-    let read_units = 0.5; // one eventually consistent BatchGetItem read of ≤ 4 KB
-    // The relay sends up to 10 events per SendMessageBatch; the consumer's queue polling receives and
-    // deletes once per batch.
+    // The reconciler settles each event once: an UpdateItem (REMOVE pendingHour) and its GSI delete.
+    let settle_wru = 2.0 * write_units(s.outbox);
+    // Prices (one eventually consistent BatchGetItem of ≤ 4 KB), and the reconciler's look at each
+    // event once (its share of an index query, and a consistent inbox read).
+    let read_units = 0.5 + 0.5 + 1.0;
+    // The relay publishes up to 10 events per PublishBatch; SNS sends each to the subscribed queue
+    // (one SQS request), and the consumer's polling receives and deletes once per batch.
     let per_relay_batch = if per.relay_invocations > 0.0 {
         1.0 / per.relay_invocations
     } else {
         1.0
     };
-    let sqs_requests =
-        per.relay_invocations * (per_relay_batch / 10.0).ceil() + 2.0 * per.consumer_invocations;
+    let publish_requests = per.relay_invocations * (per_relay_batch / 10.0).ceil();
+    let sqs_requests = 1.0 + 2.0 * per.consumer_invocations;
     let invocations = 1.0 + per.relay_invocations + per.consumer_invocations;
     let gb = per.memory_mb / 1024.0;
     let billed = |ms: f64| ms.ceil() / 1000.0;
@@ -218,20 +225,29 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
             dollars_per_million_orders: gb_seconds * prices.lambda_arm64_gb_second * 1e6,
         },
         CostLine {
-            what: "DynamoDB write units (order transaction, consumer transaction, GSI)".into(),
-            quantity: create_wru + consume_wru,
+            what: "DynamoDB write units (order transaction, consumer transaction, GSIs, settling the outbox event)"
+                .into(),
+            quantity: create_wru + consume_wru + settle_wru,
             unit: "WRU",
-            dollars_per_million_orders: (create_wru + consume_wru)
+            dollars_per_million_orders: (create_wru + consume_wru + settle_wru)
                 * prices.dynamodb_write_units_per_million,
         },
         CostLine {
-            what: "DynamoDB read units (prices)".into(),
+            what: "DynamoDB read units (prices; the reconciler's look at the event)".into(),
             quantity: read_units,
             unit: "RRU",
             dollars_per_million_orders: read_units * prices.dynamodb_read_units_per_million,
         },
         CostLine {
-            what: "SQS FIFO requests (send batches, receive, delete)".into(),
+            what: "SNS FIFO publish requests (PublishBatch of up to 10; payload data charges left out)"
+                .into(),
+            quantity: publish_requests,
+            unit: "publishes",
+            dollars_per_million_orders: publish_requests
+                * prices.sns_fifo_publish_requests_per_million,
+        },
+        CostLine {
+            what: "SQS FIFO requests (SNS delivery, receive, delete)".into(),
             quantity: sqs_requests,
             unit: "requests",
             dollars_per_million_orders: sqs_requests * prices.sqs_fifo_requests_per_million,
@@ -279,11 +295,12 @@ mod tests {
             dynamodb_write_units_per_million: 0.625,
             dynamodb_read_units_per_million: 0.125,
             sqs_fifo_requests_per_million: 0.5,
+            sns_fifo_publish_requests_per_million: 0.3,
         };
         let lines = model(&per, &prices);
         let wru = lines.iter().find(|l| l.unit == "WRU").map(|l| l.quantity);
-        // create: 2×4 + 1 GSI; consumer: 2×2 + 1 GSI
-        assert_eq!(wru, Some(14.0));
+        // create: 2×4 + 2 GSIs; consumer: 2×2 + 1 GSI; settling: update + GSI delete
+        assert_eq!(wru, Some(17.0));
         let invocations = lines
             .iter()
             .find(|l| l.unit == "invocations")
