@@ -1,6 +1,7 @@
 //! The orders service's settings, read once at init from the environment template.yaml gives it.
 
 use platform::config::{ConfigError, Vars, process_env};
+use platform::relay::TopicPublisher;
 
 /// The names of the tables, as template.yaml passes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,14 +56,18 @@ pub fn event_source(vars: &impl Vars) -> Result<String, ConfigError> {
     vars.required("EVENT_SOURCE")
 }
 
-/// Where the relay (and the reconciler) publish the outbox's events: the events FIFO topic.
-pub fn events_topic(vars: impl Vars) -> Result<String, ConfigError> {
-    vars.required("EVENTS_TOPIC_ARN")
-}
-
-/// Where the relay sets aside the records it can never send.
-pub fn relay_dead_letter_queue(vars: impl Vars) -> Result<String, ConfigError> {
-    vars.required("RELAY_DEAD_LETTER_QUEUE_URL")
+/// How the relay and the reconciler publish the outbox's events: to the events FIFO topic
+/// (`EVENTS_TOPIC_ARN`), setting aside what can never be sent in `RELAY_DEAD_LETTER_QUEUE_URL`.
+pub fn events_publisher(
+    config: &aws_config::SdkConfig,
+    vars: &impl Vars,
+) -> Result<TopicPublisher, ConfigError> {
+    Ok(TopicPublisher::new(
+        platform::aws::sns_client(config),
+        vars.required("EVENTS_TOPIC_ARN")?,
+        platform::aws::sqs_client(config),
+        vars.required("RELAY_DEAD_LETTER_QUEUE_URL")?,
+    ))
 }
 
 /// Which consumers each event type is delivered to (the events topic's subscriptions).

@@ -2,14 +2,11 @@
 //! The clients are built once, at init.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orders_core::config::{
-    Tables, event_consumers, events_topic, reconcile_after, relay_dead_letter_queue,
-};
+use orders_core::config::{Tables, event_consumers, events_publisher, reconcile_after};
 use orders_core::events::OrderOutbox;
 use platform::config::process_env;
 use platform::metrics::Metrics;
 use platform::reconcile::Reconciler;
-use platform::relay::TopicPublisher;
 use platform::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
@@ -24,12 +21,7 @@ async fn main() -> Result<(), Error> {
         consumers: event_consumers(&process_env())?,
         after: reconcile_after(process_env())?,
     };
-    let publisher = TopicPublisher::new(
-        aws::sns_client(&config),
-        events_topic(process_env())?,
-        aws::sqs_client(&config),
-        relay_dead_letter_queue(process_env())?,
-    );
+    let publisher = events_publisher(&config, &process_env())?;
     let metrics = Metrics::from_env();
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
         let run = reconciler.run::<OrderOutbox, _>(&publisher, &metrics, chrono::Utc::now());

@@ -30,7 +30,8 @@ use platform::relay::{Publisher, TopicPublisher, relay};
 pub struct TestApp {
     pub client: Client,
     pub sqs: aws_sdk_sqs::Client,
-    pub sns: aws_sdk_sns::Client,
+    /// The SDK configuration the functions would load (the emulators' endpoints).
+    pub sdk: aws_config::SdkConfig,
     pub streams: aws_sdk_dynamodbstreams::Client,
     pub store: DynamoStore,
     pub settings: OrderSettings,
@@ -91,8 +92,8 @@ impl TestApp {
         Self {
             client,
             sqs,
-            sns,
             streams: aws_sdk_dynamodbstreams::Client::new(&config),
+            sdk: config.clone(),
             store,
             settings,
             queues,
@@ -128,12 +129,9 @@ impl TestApp {
 
     /// The relay's publisher, on the topic and dead-letter queue template.yaml names for it.
     pub fn publisher(&self) -> TopicPublisher {
-        TopicPublisher::new(
-            self.sns.clone(),
-            self.env("OutboxRelayFunction", "EVENTS_TOPIC_ARN"),
-            self.sqs.clone(),
-            self.env("OutboxRelayFunction", "RELAY_DEAD_LETTER_QUEUE_URL"),
-        )
+        let env = &self.envs["OutboxRelayFunction"];
+        orders_core::config::events_publisher(&self.sdk, &|name: &str| env.get(name).cloned())
+            .expect("template.yaml gives the relay its topic and dead-letter queue")
     }
 
     /// The outbox stream → relay mapping, as template.yaml declares it (TRIM_HORIZON, its batch
