@@ -56,10 +56,14 @@ struct ProductBody {
         rename = "maxPerOrder",
         deserialize_with = "optional_whole_number"
     )]
-    max_per_order: Option<i64>,
+    max_per_order: Option<u32>,
 }
 
-fn optional_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+fn optional_whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
     platform::http::whole_number(d).map(Some)
 }
 
@@ -129,11 +133,7 @@ pub async fn put<S: Catalogue>(store: &S, req: Request) -> Result<Response<Body>
         .ok();
     let max_per_order = body
         .max_per_order
-        .map(|m| {
-            u32::try_from(m)
-                .map_err(|_| crate::domain::DomainError::MaxPerOrderOutOfRange)
-                .and_then(MaxPerOrder::new)
-        })
+        .map(MaxPerOrder::new)
         .transpose()
         .map_err(|e| errors.push(FieldError::pointer("/maxPerOrder", e)))
         .ok();

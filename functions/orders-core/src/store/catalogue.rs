@@ -8,22 +8,14 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put as PutAction, ReturnValue, ReturnValuesOnConditionCheckFailure, Update,
 };
 use platform::dynamo::{StoreError, TransactError, Transaction, decode, n, s};
-use serde::Deserialize;
 
 use super::DynamoStore;
-use super::items::{PRODUCTS, ProductItem};
+use super::items::{PRODUCTS, ProductItem, StockAndPrice};
 use crate::domain::{Product, ProductId, Stock, StockAdjustment};
 use crate::service::ports::{AdjustStockLevel, ProductDraft, WriteProduct};
 use crate::service::{AdjustStockError, Put, PutProductError};
 
 const ADJUSTMENTS: &str = "stock adjustments";
-
-/// The stock of a product item as a failed condition returned it.
-#[derive(Debug, Deserialize)]
-struct StockOnly {
-    #[serde(default)]
-    stock: i64,
-}
 
 impl WriteProduct for DynamoStore {
     async fn put_product(&self, draft: &ProductDraft) -> Result<Put, PutProductError> {
@@ -63,7 +55,7 @@ impl WriteProduct for DynamoStore {
                     e.as_service_error()
                 {
                     let current = match failed.item() {
-                        Some(item) => decode::<StockOnly>(PRODUCTS, item.clone())?.stock,
+                        Some(item) => decode::<StockAndPrice>(PRODUCTS, item.clone())?.stock,
                         None => 0,
                     };
                     return Err(PutProductError::StockDiffers {
@@ -79,7 +71,7 @@ impl WriteProduct for DynamoStore {
         let created = old.is_none();
         let stock = match old {
             None => initial,
-            Some(item) => decode::<StockOnly>(PRODUCTS, item)?.stock,
+            Some(item) => decode::<StockAndPrice>(PRODUCTS, item)?.stock,
         };
         let product = Product {
             id: draft.id.clone(),
@@ -157,7 +149,7 @@ impl AdjustStockLevel for DynamoStore {
                 Err(AdjustStockError::AdjustmentExists)
             }
             Err(TransactError::Cancelled(c)) if c.failed_at(Action::Stock) => {
-                match c.old_item::<StockOnly>(PRODUCTS, Action::Stock) {
+                match c.old_item::<StockAndPrice>(PRODUCTS, Action::Stock) {
                     None => Err(AdjustStockError::UnknownProduct(
                         adjustment.product_id.clone(),
                     )),

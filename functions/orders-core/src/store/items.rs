@@ -55,7 +55,8 @@ pub(super) fn decode_product(item: HashMap<String, AttributeValue>) -> Result<Pr
     })
 }
 
-/// What a product was when an order line's condition failed: its stock, price and limit.
+/// What a product was when a condition on it failed (an order line, a replace, an adjustment):
+/// its stock, price and limit.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct StockAndPrice {

@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
-use orders_core::consumer::consume;
 use orders_core::domain::{OrderId, OrderStatus};
 use orders_core::events::{OrderEvent, OrderEventType, OrderOutbox};
 use orders_core::service::ApplyError;
@@ -303,13 +302,9 @@ async fn a_message_delivered_three_times_has_one_effect() {
     let ids = place_orders(&app, 1).await;
     let body = event_of(&app, &ids[0], "order.created").await;
     for _ in 0..3 {
-        let response = consume(
-            &app.store,
-            &app.consumer(),
-            &app.metrics,
-            sqs_fixture_with(&[(&ids[0], body.clone())], true),
-        )
-        .await;
+        let response = app
+            .deliver(sqs_fixture_with(&[(&ids[0], body.clone())], true))
+            .await;
         assert!(
             response.batch_item_failures.is_empty(),
             "a redelivery still succeeds"
@@ -331,13 +326,7 @@ async fn the_consumer_fixture_confirms_its_order() {
     body["data"]["orderId"] = Value::String(ids[0].clone());
     body["id"] = Value::String(platform::events::event_id(&ids[0], "order.created").to_string());
     event["Records"][0]["body"] = Value::String(body.to_string());
-    let response = consume(
-        &app.store,
-        &app.consumer(),
-        &app.metrics,
-        serde_json::from_value(event).unwrap(),
-    )
-    .await;
+    let response = app.deliver(serde_json::from_value(event).unwrap()).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
 }
@@ -355,13 +344,7 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     ];
 
     // FIFO: the poison message and everything after it are reported; the last is not applied.
-    let response = consume(
-        &app.store,
-        &app.consumer(),
-        &app.metrics,
-        sqs_fixture_with(&bodies, true),
-    )
-    .await;
+    let response = app.deliver(sqs_fixture_with(&bodies, true)).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -372,13 +355,7 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
     assert_eq!(app.status(&ids[1]).await, "CREATED");
 
     // A standard queue's batch: only the poison message fails.
-    let response = consume(
-        &app.store,
-        &app.consumer(),
-        &app.metrics,
-        sqs_fixture_with(&bodies, false),
-    )
-    .await;
+    let response = app.deliver(sqs_fixture_with(&bodies, false)).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -395,13 +372,9 @@ async fn an_unknown_event_type_fails_that_message() {
     let mut body: Value =
         serde_json::from_str(&event_of(&app, &ids[0], "order.created").await).unwrap();
     body["type"] = Value::String("order.shipped".into());
-    let response = consume(
-        &app.store,
-        &app.consumer(),
-        &app.metrics,
-        sqs_fixture_with(&[(&ids[0], body.to_string())], true),
-    )
-    .await;
+    let response = app
+        .deliver(sqs_fixture_with(&[(&ids[0], body.to_string())], true))
+        .await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(app.status(&ids[0]).await, "CREATED");
 }
@@ -429,13 +402,9 @@ async fn an_event_not_from_its_producer_or_not_about_its_order_is_never_applied(
         ("another producer", foreign_source),
         ("another order's data", readdressed),
     ] {
-        let response = consume(
-            &app.store,
-            &app.consumer(),
-            &app.metrics,
-            sqs_fixture_with(&[(&ids[0], body.to_string())], true),
-        )
-        .await;
+        let response = app
+            .deliver(sqs_fixture_with(&[(&ids[0], body.to_string())], true))
+            .await;
         // THEN it fails (and so ends in the dead-letter queue), and nothing is applied or recorded
         assert_eq!(response.batch_item_failures.len(), 1, "{what}");
     }
@@ -598,13 +567,9 @@ async fn two_consumers_of_one_event_do_not_see_each_others_records() {
     let app = TestApp::new().await;
     let ids = place_orders(&app, 1).await;
     let body = event_of(&app, &ids[0], "order.created").await;
-    let response = consume(
-        &app.store,
-        &app.consumer(),
-        &app.metrics,
-        sqs_fixture_with(&[(&ids[0], body.clone())], true),
-    )
-    .await;
+    let response = app
+        .deliver(sqs_fixture_with(&[(&ids[0], body.clone())], true))
+        .await;
     assert!(response.batch_item_failures.is_empty());
     let event: OrderEvent = serde_json::from_str(&body).unwrap();
     // WHEN another service records the same event in its inbox

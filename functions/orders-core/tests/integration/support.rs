@@ -24,6 +24,7 @@ use platform::metrics::Metrics;
 use devkit::mapping::{SqsDelivery, SqsMapping, StreamDelivery, StreamMapping};
 use orders_core::consumer::consume;
 use orders_core::events::OrderOutbox;
+use platform::consumer::SqsBatchResponse;
 use platform::relay::{Publisher, TopicPublisher, relay};
 
 /// A private set of the template's tables (DynamoDB Local) and queues (moto).
@@ -250,6 +251,11 @@ impl TestApp {
             }
             all.extend(messages);
         }
+    }
+
+    /// Hands a batch to order-events as its main does (the template's consumer, this test's metrics).
+    pub async fn deliver(&self, event: platform::consumer::SqsEvent) -> SqsBatchResponse {
+        consume(&self.store, &self.consumer(), &self.metrics, event).await
     }
 
     /// Messages in a queue (visible or in flight), as SQS counts them.
@@ -572,15 +578,31 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: std::future::Future<Output = Result<Response<Body>, platform::http::Problem>>,
 {
-    Answer::from(
-        http::serve(operation, event.request(), handler)
-            .await
-            .unwrap(),
-    )
+    answer_to(operation, event.request(), handler).await
+}
+
+async fn answer_to<F, Fut>(operation: &'static str, request: Request, handler: F) -> Answer
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, platform::http::Problem>>,
+{
+    Answer::from(http::serve(operation, request, handler).await.unwrap())
 }
 
 pub async fn create(deps: &CreateOrderDeps<impl OrderWriter>, event: ApiEvent) -> Answer {
     answer("create-order", event, |req| http::orders::create(deps, req)).await
+}
+
+/// POST /orders handed over by Lambda with `time_left` until the invocation's deadline.
+pub async fn create_within(
+    deps: &CreateOrderDeps<impl OrderWriter>,
+    event: ApiEvent,
+    time_left: std::time::Duration,
+) -> Answer {
+    answer_to("create-order", event.request_within(time_left), |req| {
+        http::orders::create(deps, req)
+    })
+    .await
 }
 
 pub async fn get_order(app: &TestApp, event: ApiEvent) -> Answer {

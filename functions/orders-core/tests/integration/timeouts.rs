@@ -10,11 +10,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use orders_core::config::Tables;
+use std::sync::Arc;
+
+use orders_core::config::{OrderSettings, Tables};
 use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
-use orders_core::http;
+use orders_core::service::CreateOrderDeps;
 use orders_core::store::DynamoStore;
 use platform::http::ANSWER_MARGIN;
+use platform::metrics::Metrics;
 
 use crate::support::*;
 
@@ -102,19 +105,12 @@ async fn a_hung_database_gets_a_503_before_the_deadline_and_the_retry_makes_one_
     let names = devkit::create_tables(&client, &template, "frozen")
         .await
         .unwrap();
-    let tables = Tables::from_vars(|name: &str| {
-        let id = match name {
-            "PRODUCTS_TABLE" => "ProductsTable",
-            "ORDERS_TABLE" => "OrdersTable",
-            "OUTBOX_TABLE" => "OutboxTable",
-            "INBOX_TABLE" => "InboxTable",
-            "STOCK_ADJUSTMENTS_TABLE" => "StockAdjustmentsTable",
-            _ => return None,
-        };
-        names.get(id).cloned()
-    })
-    .unwrap();
-    let store = DynamoStore::new(client.clone(), tables);
+    let env = template
+        .function_env("CreateOrderFunction", &names, &Default::default())
+        .unwrap();
+    let vars = |name: &str| env.get(name).cloned();
+    let store = DynamoStore::new(client.clone(), Tables::from_vars(vars).unwrap());
+    let settings = OrderSettings::from_vars(vars).unwrap();
     let eur = Currency::parse("EUR").unwrap();
     store
         .seed_product(&Product {
@@ -126,26 +122,31 @@ async fn a_hung_database_gets_a_503_before_the_deadline_and_the_retry_makes_one_
         })
         .await
         .unwrap();
-    let app = TestApp::new().await;
-    let mut deps = app.create_deps_with(store.clone());
-    deps.retry = Default::default();
+    let deps = CreateOrderDeps {
+        store: store.clone(),
+        orders_per_minute: settings.orders_per_minute,
+        event_source: settings.event_source,
+        retry: Default::default(),
+        metrics: Arc::new(Metrics::discard()),
+    };
     let request =
         || order_by("alice", lines(&[("p-1", 2)])).header("idempotency-key", "checkout-7");
     // The function's timeout, as the template gives create-order.
-    let timeout = Duration::from_secs(10);
+    let timeout = template
+        .functions()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.logical_id == "CreateOrderFunction")
+        .map(|f| Duration::from_secs(f.timeout_secs))
+        .unwrap();
 
     // WHEN DynamoDB hangs while the order is placed
     own.signal("-STOP");
     let started = Instant::now();
-    let response = http::serve("create-order", request().request_within(timeout), |req| {
-        http::orders::create(&deps, req)
-    })
-    .await
-    .unwrap();
+    let answer = create_within(&deps, request(), timeout).await;
     let took = started.elapsed();
     own.signal("-CONT");
     // THEN the answer is a 503 problem with Retry-After, before the function would be stopped
-    let answer = Answer::from(response);
     answer.problem(503, "service-unavailable");
     assert_eq!(answer.header("retry-after"), Some("1"));
     assert!(
@@ -154,21 +155,9 @@ async fn a_hung_database_gets_a_503_before_the_deadline_and_the_retry_makes_one_
     );
 
     // AND once DynamoDB answers again, the retry with the same key makes exactly one order
-    let again = Answer::from(
-        http::serve("create-order", request().request_within(timeout), |req| {
-            http::orders::create(&deps, req)
-        })
-        .await
-        .unwrap(),
-    );
+    let again = create_within(&deps, request(), timeout).await;
     assert_eq!(again.status, 201, "{}", again.body);
-    let twice = Answer::from(
-        http::serve("create-order", request().request_within(timeout), |req| {
-            http::orders::create(&deps, req)
-        })
-        .await
-        .unwrap(),
-    );
+    let twice = create_within(&deps, request(), timeout).await;
     assert_eq!(twice.header("idempotent-replayed"), Some("true"));
     assert_eq!(twice.body["orderId"], again.body["orderId"]);
     let orders = client
