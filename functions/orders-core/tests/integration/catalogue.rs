@@ -140,7 +140,10 @@ async fn concurrent_orders_and_adjustments_add_up_exactly() {
                 if i % 5 < 3 {
                     let units = 1 + (i % 3) as i64;
                     let body = lines(&[("p-1", units as u32)]);
-                    let answer = create(&app.create_deps(), order_by(&format!("u{i}"), body)).await;
+                    let event = order_by(&format!("u{i}"), body)
+                        .header("idempotency-key", &format!("o-{i}"));
+                    let deps = app.create_deps();
+                    let answer = until_answered(|| create(&deps, event.clone())).await;
                     match answer.status.as_u16() {
                         201 => (0, units),
                         409 => (0, 0),
@@ -149,9 +152,11 @@ async fn concurrent_orders_and_adjustments_add_up_exactly() {
                 } else {
                     let delta = [-5, 3, -4, 5, -2, 4][i % 6];
                     let key = format!("adj-{i}");
-                    let answer =
-                        adjust_stock(&adjust_deps(&app), adjustment("p-1", delta, Some(&key)))
-                            .await;
+                    let deps = adjust_deps(&app);
+                    let answer = until_answered(|| {
+                        adjust_stock(&deps, adjustment("p-1", delta, Some(&key)))
+                    })
+                    .await;
                     match answer.status.as_u16() {
                         201 => (delta, 0),
                         409 => (0, 0),

@@ -415,6 +415,7 @@ fn uuid_like() -> String {
 }
 
 /// An API Gateway HTTP API event from `events/`, changed the way a test needs.
+#[derive(Clone)]
 pub struct ApiEvent(Value);
 
 impl ApiEvent {
@@ -591,6 +592,28 @@ where
 
 pub async fn create(deps: &CreateOrderDeps<impl OrderWriter>, event: ApiEvent) -> Answer {
     answer("create-order", event, |req| http::orders::create(deps, req)).await
+}
+
+/// Sends a request the way a good client does under load: a 503 (the store was busy or slow, the
+/// request may or may not have taken effect) is sent again, the same request with the same
+/// `Idempotency-Key`, after its `Retry-After`. The answer is the first that is not a 503.
+pub async fn until_answered<F, Fut>(mut send: F) -> Answer
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    for _ in 0..10 {
+        let answer = send().await;
+        if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+            return answer;
+        }
+        let wait: u64 = answer
+            .header("retry-after")
+            .and_then(|s| s.parse().ok())
+            .expect("a 503 says when to retry");
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+    panic!("still 503 after 10 attempts")
 }
 
 /// POST /orders handed over by Lambda with `time_left` until the invocation's deadline.
