@@ -29,8 +29,8 @@ use serde::de::DeserializeOwned;
 use crate::events::{CloudEvent, EventType};
 use crate::metrics::{Metrics, Unit, names};
 
-/// At most this many messages per SendMessageBatch (the SQS limit).
-pub const SQS_BATCH: usize = 10;
+/// At most this many messages per SNS `PublishBatch` (its limit).
+pub const PUBLISH_BATCH: usize = 10;
 
 /// One event, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub enum PublishError {
     Sqs(Box<aws_sdk_sqs::Error>),
     #[error("a request could not be built: {0}")]
     Build(String),
-    #[error("SQS refused event {0}")]
+    #[error("the events topic refused event {0}")]
     Refused(String),
 }
 
@@ -82,7 +82,7 @@ impl PublishError {
 
 /// Where the relay sends events, and the records it cannot send.
 pub trait Publisher: Send + Sync {
-    /// Sends up to ten events; answers the positions (in `batch`) of those SQS did not accept.
+    /// Sends up to ten events; answers the positions (in `batch`) of those the topic did not accept.
     fn publish(
         &self,
         batch: &[Outgoing],
@@ -280,7 +280,7 @@ async fn relay_records<E: OutboxEvents, P: Publisher>(
     metrics: &Metrics,
     records: &[EventRecord],
 ) -> Result<(), RetryFrom> {
-    let mut pending: Vec<(String, Outgoing)> = Vec::with_capacity(SQS_BATCH);
+    let mut pending: Vec<(String, Outgoing)> = Vec::with_capacity(PUBLISH_BATCH);
     for record in records {
         if record.event_name != "INSERT" {
             tracing::debug!(event_name = %record.event_name, "skipping a record that is not an INSERT");
@@ -309,7 +309,7 @@ async fn relay_records<E: OutboxEvents, P: Publisher>(
                 metrics.add(names::RECORDS_SET_ASIDE, Unit::Count, 1.0);
             }
         }
-        if pending.len() == SQS_BATCH {
+        if pending.len() == PUBLISH_BATCH {
             flush(publisher, metrics, &mut pending).await?;
         }
     }

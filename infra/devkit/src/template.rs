@@ -310,7 +310,14 @@ impl Template {
         Ok(out)
     }
 
-    /// A parameter's default value.
+    /// One `AWS::Serverless::Function` by logical id, with `Globals.Function` applied.
+    pub fn function_spec(&self, logical_id: &str) -> Result<FunctionSpec, TemplateError> {
+        self.functions()?
+            .into_iter()
+            .find(|f| f.logical_id == logical_id)
+            .ok_or_else(|| TemplateError::NoSuchResource(logical_id.to_owned()))
+    }
+
     /// Whether the template declares this parameter.
     pub fn has_parameter(&self, name: &str) -> bool {
         self.root
@@ -732,10 +739,11 @@ Resources:
             functions.iter().all(|f| f.binary.is_some()),
             "every function names its binary"
         );
-        let relay = functions
-            .iter()
-            .find(|f| f.logical_id == "OutboxRelayFunction")
-            .unwrap();
+        let relay = t.function_spec("OutboxRelayFunction").unwrap();
+        assert!(matches!(
+            t.function_spec("NoSuchFunction"),
+            Err(TemplateError::NoSuchResource(id)) if id == "NoSuchFunction"
+        ));
         assert_eq!(
             relay.triggers,
             [Trigger::Stream {
@@ -746,10 +754,7 @@ Resources:
                 on_failure_queue: None,
             }]
         );
-        let consumer = functions
-            .iter()
-            .find(|f| f.logical_id == "OrderEventsFunction")
-            .unwrap();
+        let consumer = t.function_spec("OrderEventsFunction").unwrap();
         assert_eq!(
             consumer.triggers,
             [Trigger::Queue {

@@ -580,7 +580,7 @@ async fn two_consumers_of_one_event_do_not_see_each_others_records() {
     assert_eq!(again.unwrap(), Applied::Duplicate);
     let mine = app
         .store
-        .record(&app.consumer().name, &event, Utc::now())
+        .record(&app.consumer.name, &event, Utc::now())
         .await;
     assert_eq!(mine.unwrap(), Applied::Duplicate);
     assert_eq!(inbox_size(&app).await, 2);

@@ -37,8 +37,13 @@ pub struct TestApp {
     pub store: DynamoStore,
     pub settings: OrderSettings,
     pub queues: devkit::Queues,
+    /// template.yaml, read once.
+    pub template: Template,
     /// The environment template.yaml gives each function, resolved to the local names.
     pub envs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The order-events consumer as the template configures it (its name, and the producer order
+    /// events must come from).
+    pub consumer: orders_core::service::Consumer,
     /// This test's metrics, and the EMF lines they were flushed as.
     pub metrics: Arc<Metrics>,
     pub emf: Arc<Mutex<Vec<String>>>,
@@ -85,6 +90,10 @@ impl TestApp {
         let settings =
             OrderSettings::from_vars(vars).expect("the template sets the order settings");
         let store = DynamoStore::new(client.clone(), tables);
+        let consumer_env = &envs["OrderEventsFunction"];
+        let consumer =
+            orders_core::service::Consumer::from_vars(|name: &str| consumer_env.get(name).cloned())
+                .expect("template.yaml configures the consumer");
         let emf = Arc::new(Mutex::new(Vec::new()));
         let lines = emf.clone();
         let sink: platform::metrics::Sink =
@@ -98,7 +107,9 @@ impl TestApp {
             store,
             settings,
             queues,
+            template,
             envs,
+            consumer,
             metrics,
             emf,
         }
@@ -116,14 +127,6 @@ impl TestApp {
             .clone()
     }
 
-    /// The order-events consumer as the template configures it (its name, and the producer
-    /// order events must come from).
-    pub fn consumer(&self) -> orders_core::service::Consumer {
-        let env = &self.envs["OrderEventsFunction"];
-        orders_core::service::Consumer::from_vars(|name: &str| env.get(name).cloned())
-            .expect("template.yaml configures the consumer")
-    }
-
     pub fn queue_url(&self, logical_id: &str) -> &str {
         &self.queues.urls[logical_id]
     }
@@ -138,12 +141,9 @@ impl TestApp {
     /// The outbox stream → relay mapping, as template.yaml declares it (TRIM_HORIZON, its batch
     /// size, `eventName` filter and retry limit).
     pub async fn outbox_mapping(&self) -> StreamMapping {
-        let template = Template::load_default().expect("template.yaml parses");
-        let relay = template
-            .functions()
-            .expect("functions parse")
-            .into_iter()
-            .find(|f| f.logical_id == "OutboxRelayFunction")
+        let relay = self
+            .template
+            .function_spec("OutboxRelayFunction")
             .expect("template.yaml has the relay");
         let Some(devkit::Trigger::Stream {
             batch_size,
@@ -209,9 +209,7 @@ impl TestApp {
         for _ in 0..1000 {
             let delivery = mapping
                 .deliver_once(0, |event| async {
-                    Ok::<_, Infallible>(
-                        consume(store, &self.consumer(), &self.metrics, event).await,
-                    )
+                    Ok::<_, Infallible>(consume(store, &self.consumer, &self.metrics, event).await)
                 })
                 .await
                 .expect("the queue can be read");
@@ -255,7 +253,7 @@ impl TestApp {
 
     /// Hands a batch to order-events as its main does (the template's consumer, this test's metrics).
     pub async fn deliver(&self, event: platform::consumer::SqsEvent) -> SqsBatchResponse {
-        consume(&self.store, &self.consumer(), &self.metrics, event).await
+        consume(&self.store, &self.consumer, &self.metrics, event).await
     }
 
     /// Messages in a queue (visible or in flight), as SQS counts them.

@@ -132,13 +132,12 @@ async fn a_hung_database_gets_a_503_before_the_deadline_and_the_retry_makes_one_
     let request =
         || order_by("alice", lines(&[("p-1", 2)])).header("idempotency-key", "checkout-7");
     // The function's timeout, as the template gives create-order.
-    let timeout = template
-        .functions()
-        .unwrap()
-        .into_iter()
-        .find(|f| f.logical_id == "CreateOrderFunction")
-        .map(|f| Duration::from_secs(f.timeout_secs))
-        .unwrap();
+    let timeout = Duration::from_secs(
+        template
+            .function_spec("CreateOrderFunction")
+            .unwrap()
+            .timeout_secs,
+    );
 
     // WHEN DynamoDB hangs while the order is placed
     own.signal("-STOP");
