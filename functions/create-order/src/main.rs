@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
         store: DynamoStore::from_config(&aws::config().await, tables),
         orders_per_minute: settings.orders_per_minute,
         event_source: settings.event_source,
+        reservation: settings.reservation,
         retry: RetryPolicy::default(),
         metrics: Arc::new(Metrics::from_env()),
     };

@@ -1,9 +1,12 @@
-//! The order-events queue → the orders' effects. The DynamoDB client is built once, at init.
+//! The orders service's queue (payment and shipment events) → its orders. The DynamoDB client is
+//! built once, at init.
+
+use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orders_core::config::Tables;
+use orders_core::config::{Tables, event_source};
 use orders_core::consumer::consume;
-use orders_core::service::Consumer;
+use orders_core::service::{CancelOrderDeps, Consumer, RetryPolicy};
 use orders_core::store::DynamoStore;
 use platform::config::process_env;
 use platform::consumer::SqsEvent;
@@ -13,13 +16,18 @@ use platform::{aws, telemetry};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let store = DynamoStore::from_config(&aws::config().await, Tables::from_env()?);
+    let metrics = Arc::new(Metrics::from_env());
+    let deps = CancelOrderDeps {
+        store: DynamoStore::from_config(&aws::config().await, Tables::from_env()?),
+        event_source: event_source(&process_env())?,
+        retry: RetryPolicy::default(),
+        metrics: metrics.clone(),
+    };
     let consumer = Consumer::from_vars(process_env())?;
-    let metrics = Metrics::from_env();
     run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(
             metrics
-                .measure(consume(&store, &consumer, &metrics, event.payload))
+                .measure(consume(&deps, &consumer, &metrics, event.payload))
                 .await,
         )
     }))

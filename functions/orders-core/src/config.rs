@@ -36,6 +36,8 @@ pub struct OrderSettings {
     pub orders_per_minute: u32,
     /// The CloudEvents `source` of the events this service writes.
     pub event_source: String,
+    /// How long an unpaid order holds its stock (`RESERVATION_MINUTES`).
+    pub reservation: chrono::Duration,
 }
 
 impl OrderSettings {
@@ -47,6 +49,9 @@ impl OrderSettings {
         Ok(Self {
             orders_per_minute: vars.positive("ORDERS_PER_MINUTE")?,
             event_source: event_source(&vars)?,
+            reservation: chrono::Duration::minutes(i64::from(
+                vars.positive("RESERVATION_MINUTES")?,
+            )),
         })
     }
 }

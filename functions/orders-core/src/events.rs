@@ -1,8 +1,8 @@
-//! The orders service's events: a CloudEvent whose data is the order as it was committed.
+//! The orders service's events: a CloudEvent whose data is the order as it was committed; and
+//! the other services' events it consumes (payments, fulfillment), read for what it needs.
 
 use chrono::{DateTime, Utc};
 use platform::events::{CloudEvent, EventType};
-use platform::relay::Outbox;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Order, OrderId};
@@ -10,8 +10,19 @@ use crate::domain::{Order, OrderId};
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderEventType {
+    /// Stock reserved; payments authorizes the total.
     #[serde(rename = "order.created")]
     OrderCreated,
+    /// Payment authorized before the deadline; fulfillment ships.
+    #[serde(rename = "order.confirmed")]
+    OrderConfirmed,
+    /// Fulfillment's shipment recorded on a confirmed order; payments captures.
+    #[serde(rename = "order.shipped")]
+    OrderShipped,
+    /// Shipped and captured: the saga's end.
+    #[serde(rename = "order.fulfilled")]
+    OrderFulfilled,
+    /// By its owner, a decline or the expiry, stock restored; payments voids, fulfillment cancels.
     #[serde(rename = "order.cancelled")]
     OrderCancelled,
 }
@@ -20,6 +31,9 @@ impl EventType for OrderEventType {
     fn as_str(self) -> &'static str {
         match self {
             OrderEventType::OrderCreated => "order.created",
+            OrderEventType::OrderConfirmed => "order.confirmed",
+            OrderEventType::OrderShipped => "order.shipped",
+            OrderEventType::OrderFulfilled => "order.fulfilled",
             OrderEventType::OrderCancelled => "order.cancelled",
         }
     }
@@ -28,8 +42,49 @@ impl EventType for OrderEventType {
 /// An order event; its subject is the order id, its data the order.
 pub type OrderEvent = CloudEvent<OrderEventType, Order>;
 
-/// The orders outbox, as the relay reads it.
-pub type OrderOutbox = Outbox<OrderEventType, Order>;
+/// The other services' events the orders service consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SagaEventType {
+    #[serde(rename = "payment.authorized")]
+    PaymentAuthorized,
+    #[serde(rename = "payment.declined")]
+    PaymentDeclined,
+    #[serde(rename = "payment.captured")]
+    PaymentCaptured,
+    #[serde(rename = "payment.voided")]
+    PaymentVoided,
+    #[serde(rename = "shipment.created")]
+    ShipmentCreated,
+}
+
+impl EventType for SagaEventType {
+    fn as_str(self) -> &'static str {
+        match self {
+            SagaEventType::PaymentAuthorized => "payment.authorized",
+            SagaEventType::PaymentDeclined => "payment.declined",
+            SagaEventType::PaymentCaptured => "payment.captured",
+            SagaEventType::PaymentVoided => "payment.voided",
+            SagaEventType::ShipmentCreated => "shipment.created",
+        }
+    }
+}
+
+/// What the orders service reads of a payment or shipment event's data (a tolerant reader: the
+/// producers' other members are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaFacts {
+    pub order_id: OrderId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_id: Option<String>,
+}
+
+/// A payment or shipment event, as the orders service reads it.
+pub type SagaEvent = CloudEvent<SagaEventType, SagaFacts>;
 
 /// The event of `event_type` about `order`; its id is derived from the order and the type, so one
 /// order never produces two different events of one type.
@@ -49,7 +104,7 @@ pub fn order_event(
 }
 
 /// The order an event is about, from its subject.
-pub fn subject_order(event: &OrderEvent) -> Option<OrderId> {
+pub fn subject_order<T: EventType, D>(event: &CloudEvent<T, D>) -> Option<OrderId> {
     OrderId::parse(&event.subject)
 }
 

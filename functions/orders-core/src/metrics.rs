@@ -5,8 +5,16 @@ pub const ORDERS_REFUSED: &str = "OrdersRefused";
 /// Units of a cancelled order that went back to no product (it was deleted from the catalogue).
 pub const STOCK_NOT_RESTORED: &str = "StockNotRestored";
 
+/// PENDING orders cancelled because their payment was not authorized by the deadline.
+pub const ORDERS_EXPIRED: &str = "OrdersExpired";
+
 /// Every business metric of this service.
-pub const ALL: [&str; 3] = [ORDERS_CREATED, ORDERS_REFUSED, STOCK_NOT_RESTORED];
+pub const ALL: [&str; 4] = [
+    ORDERS_CREATED,
+    ORDERS_REFUSED,
+    STOCK_NOT_RESTORED,
+    ORDERS_EXPIRED,
+];
 
 #[cfg(test)]
 mod tests {

@@ -36,6 +36,10 @@ pub enum DomainError {
     StockDeltaOutOfRange,
     #[error("a reason is 1 to 200 characters without control characters")]
     InvalidAdjustmentReason,
+    #[error("a payment method is 1 to 255 characters without control characters")]
+    InvalidPaymentMethod,
+    #[error("the shipping address's {0} is missing or not valid")]
+    InvalidAddress(&'static str),
     #[error("maxPerOrder is a whole number from 1 to {max}", max = Quantity::MAX)]
     MaxPerOrderOutOfRange,
 }

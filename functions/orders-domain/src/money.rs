@@ -108,6 +108,13 @@ impl Money {
     }
 }
 
+impl fmt::Display for Money {
+    /// Minor units and currency (`49 EUR`): the domain does not know each currency's decimals.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount, self.currency)
+    }
+}
+
 impl TryFrom<RawMoney> for Money {
     type Error = DomainError;
     fn try_from(raw: RawMoney) -> Result<Self, Self::Error> {

@@ -6,6 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
+use crate::checkout::{
+    CancellationReason, Chargeable, PaymentMethod, PaymentStatus, PaymentView, ShippingAddress,
+};
 use crate::ids::{OrderId, ProductId, UserId};
 use crate::money::{Currency, Money};
 use crate::rfc3339_millis;
@@ -111,34 +114,44 @@ impl OrderLines {
     }
 }
 
-/// Where an order is in its life: CREATED → CONFIRMED (its event was processed), and CANCELLED
-/// from either by its owner.
+/// Where an order is in its life: PENDING (stock reserved, waiting for its payment) → CONFIRMED
+/// (payment authorized) → FULFILLED (shipped and captured); CANCELLED by its owner, a declined
+/// payment or the reservation's expiry. CREATED is an order taken before payments existed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
+    /// Taken before the payment saga existed (no payment): confirmed by its event, as then.
     Created,
+    Pending,
     Confirmed,
+    Fulfilled,
     Cancelled,
 }
 
 impl OrderStatus {
-    /// The statuses its owner may cancel an order from. Every status is named in
+    /// The statuses an order may be cancelled from (unless shipped). Every status is named in
     /// [`OrderStatus::is_cancellable`]: a new one must decide there.
-    pub const CANCELLABLE: [OrderStatus; 2] = [OrderStatus::Created, OrderStatus::Confirmed];
+    pub const CANCELLABLE: [OrderStatus; 3] = [
+        OrderStatus::Created,
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+    ];
 
-    /// The name as stored and shown (`CREATED`, …).
+    /// The name as stored and shown (`PENDING`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Created => "CREATED",
+            OrderStatus::Pending => "PENDING",
             OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::Fulfilled => "FULFILLED",
             OrderStatus::Cancelled => "CANCELLED",
         }
     }
 
     pub fn is_cancellable(self) -> bool {
         match self {
-            OrderStatus::Created | OrderStatus::Confirmed => true,
-            OrderStatus::Cancelled => false,
+            OrderStatus::Created | OrderStatus::Pending | OrderStatus::Confirmed => true,
+            OrderStatus::Fulfilled | OrderStatus::Cancelled => false,
         }
     }
 }
@@ -177,6 +190,34 @@ pub struct Order {
         skip_serializing_if = "Option::is_none"
     )]
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why (only on a cancelled order; none on one cancelled before reasons were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<CancellationReason>,
+    /// The rest is absent on an order taken before the payment saga existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<PaymentMethod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<ShippingAddress>,
+    /// The reservation's deadline: not authorized by then, the order is cancelled as expired.
+    #[serde(
+        with = "rfc3339_millis::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentView>,
+    /// Fulfillment's shipment, once recorded: the order can no longer be cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_id: Option<String>,
+}
+
+/// What an order is paid with and shipped to, and how long its stock stays reserved unpaid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub payment_method: PaymentMethod,
+    pub shipping_address: Option<ShippingAddress>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Why an order cannot be priced.
@@ -186,17 +227,22 @@ pub enum PricingError {
     UnknownProduct(ProductId),
     #[error("the lines of one order must share one currency ({0} and {1} given)")]
     MixedCurrencies(Currency, Currency),
+    /// The payment provider cannot charge this total (see [`Chargeable`]).
+    #[error("the payment provider cannot charge {0}")]
+    NotChargeable(Money),
     #[error(transparent)]
     Domain(#[from] DomainError),
 }
 
 impl Order {
-    /// Prices the requested lines from the catalogue (never from the client) and totals them.
-    /// `price_of` answers the current price of a product, or `None` if it does not exist.
+    /// Prices the requested lines from the catalogue (never from the client) and totals them: a
+    /// PENDING order whose payment is still to come. `price_of` answers the current price of a
+    /// product, or `None` if it does not exist; a total the provider cannot charge is refused.
     pub fn price(
         order_id: OrderId,
         user_id: UserId,
         lines: &OrderLines,
+        checkout: Checkout,
         created_at: DateTime<Utc>,
         price_of: impl Fn(&ProductId) -> Option<Money>,
     ) -> Result<Order, PricingError> {
@@ -224,22 +270,42 @@ impl Order {
             });
         }
         let total = total.ok_or(DomainError::LineCount)?;
+        if !Chargeable::allows(&total) {
+            return Err(PricingError::NotChargeable(total));
+        }
         Ok(Order {
             order_id,
             user_id,
-            status: OrderStatus::Created,
+            status: OrderStatus::Pending,
             items,
             total,
             created_at: rfc3339_millis::truncate(created_at),
             cancelled_at: None,
+            cancellation_reason: None,
+            payment_method: Some(checkout.payment_method),
+            shipping_address: checkout.shipping_address,
+            expires_at: Some(rfc3339_millis::truncate(checkout.expires_at)),
+            payment: Some(PaymentView::pending()),
+            shipment_id: None,
         })
     }
 
-    /// The order cancelled at `at`.
-    pub fn cancelled(self, at: DateTime<Utc>) -> Order {
+    /// Whether the order may still be cancelled: an open status and nothing shipped.
+    pub fn is_cancellable(&self) -> bool {
+        self.status.is_cancellable() && self.shipment_id.is_none()
+    }
+
+    /// Whether the reservation's deadline has passed at `now` (never, for an order without one).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|deadline| deadline <= now)
+    }
+
+    /// The order cancelled at `at`, for `reason`.
+    pub fn cancelled(self, at: DateTime<Utc>, reason: CancellationReason) -> Order {
         Order {
             status: OrderStatus::Cancelled,
             cancelled_at: Some(rfc3339_millis::truncate(at)),
+            cancellation_reason: Some(reason),
             ..self
         }
     }
@@ -247,6 +313,32 @@ impl Order {
     /// The order in another status.
     pub fn with_status(self, status: OrderStatus) -> Order {
         Order { status, ..self }
+    }
+
+    /// The order with the payment as its provider's events last told it.
+    pub fn with_payment(
+        self,
+        status: PaymentStatus,
+        charge_id: Option<String>,
+        decline_code: Option<String>,
+    ) -> Order {
+        let old = self.payment.clone();
+        Order {
+            payment: Some(PaymentView {
+                status,
+                charge_id: charge_id.or(old.as_ref().and_then(|p| p.charge_id.clone())),
+                decline_code: decline_code.or(old.and_then(|p| p.decline_code)),
+            }),
+            ..self
+        }
+    }
+
+    /// The order with its shipment recorded.
+    pub fn shipped(self, shipment_id: String) -> Order {
+        Order {
+            shipment_id: Some(shipment_id),
+            ..self
+        }
     }
 }
 
@@ -260,6 +352,14 @@ mod tests {
 
     fn pid(raw: &str) -> ProductId {
         ProductId::parse(raw).unwrap()
+    }
+
+    fn checkout() -> Checkout {
+        Checkout {
+            payment_method: PaymentMethod::parse("tok_visa").unwrap(),
+            shipping_address: None,
+            expires_at: Utc::now() + chrono::Duration::minutes(15),
+        }
     }
 
     #[test]
@@ -300,18 +400,60 @@ mod tests {
         ])
         .unwrap();
         let user = UserId::parse("alice").unwrap();
-        let order = Order::price(OrderId::new_random(), user, &lines, Utc::now(), |id| {
-            Some(if id.as_str() == "a" {
-                eur(1999)
-            } else {
-                eur(500)
-            })
-        })
+        let order = Order::price(
+            OrderId::new_random(),
+            user,
+            &lines,
+            checkout(),
+            Utc::now(),
+            |id| {
+                Some(if id.as_str() == "a" {
+                    eur(1999)
+                } else {
+                    eur(500)
+                })
+            },
+        )
         .unwrap();
         assert_eq!(order.items[0].line_total, eur(3998));
         assert_eq!(order.items[1].line_total, eur(1500));
         assert_eq!(order.total, eur(5498));
-        assert_eq!(order.status, OrderStatus::Created);
+        assert_eq!(order.status, OrderStatus::Pending);
+        assert_eq!(order.payment, Some(PaymentView::pending()));
+    }
+
+    #[test]
+    fn a_total_the_provider_cannot_charge_is_refused() {
+        let lines = OrderLines::new(vec![(pid("a"), Quantity::new(1).unwrap())]).unwrap();
+        let priced = |amount| {
+            Order::price(
+                OrderId::new_random(),
+                UserId::parse("alice").unwrap(),
+                &lines,
+                checkout(),
+                Utc::now(),
+                |_| Some(eur(amount)),
+            )
+        };
+        assert_eq!(priced(49), Err(PricingError::NotChargeable(eur(49))));
+        assert!(priced(50).is_ok());
+    }
+
+    #[test]
+    fn a_shipped_order_can_no_longer_be_cancelled() {
+        let lines = OrderLines::new(vec![(pid("a"), Quantity::new(1).unwrap())]).unwrap();
+        let order = Order::price(
+            OrderId::new_random(),
+            UserId::parse("alice").unwrap(),
+            &lines,
+            checkout(),
+            Utc::now(),
+            |_| Some(eur(500)),
+        )
+        .unwrap()
+        .with_status(OrderStatus::Confirmed);
+        assert!(order.is_cancellable());
+        assert!(!order.shipped("shp_1".into()).is_cancellable());
     }
 
     #[test]
@@ -326,8 +468,9 @@ mod tests {
             OrderId::new_random(),
             UserId::parse("alice").unwrap(),
             &lines,
+            checkout(),
             Utc::now(),
-            |id| Some(if id.as_str() == "a" { eur(1) } else { usd }),
+            |id| Some(if id.as_str() == "a" { eur(100) } else { usd }),
         );
         assert!(matches!(result, Err(PricingError::MixedCurrencies(_, _))));
     }
@@ -339,6 +482,7 @@ mod tests {
             OrderId::new_random(),
             UserId::parse("alice").unwrap(),
             &lines,
+            checkout(),
             Utc::now(),
             |_| None,
         );
@@ -348,7 +492,9 @@ mod tests {
     #[test]
     fn only_open_orders_can_be_cancelled() {
         assert!(OrderStatus::Created.is_cancellable());
+        assert!(OrderStatus::Pending.is_cancellable());
         assert!(OrderStatus::Confirmed.is_cancellable());
+        assert!(!OrderStatus::Fulfilled.is_cancellable());
         assert!(!OrderStatus::Cancelled.is_cancellable());
         for status in OrderStatus::CANCELLABLE {
             assert!(status.is_cancellable());
@@ -359,7 +505,9 @@ mod tests {
     fn statuses_are_stored_as_their_names() {
         for status in [
             OrderStatus::Created,
+            OrderStatus::Pending,
             OrderStatus::Confirmed,
+            OrderStatus::Fulfilled,
             OrderStatus::Cancelled,
         ] {
             let json = serde_json::to_string(&status).unwrap();

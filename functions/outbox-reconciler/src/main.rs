@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::{Tables, event_consumers, events_publisher, reconcile_after};
-use orders_core::events::OrderOutbox;
+use platform::relay::SharedOutbox;
 use platform::config::process_env;
 use platform::metrics::Metrics;
 use platform::reconcile::Reconciler;
@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     let publisher = events_publisher(&config, &process_env())?;
     let metrics = Metrics::from_env();
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
-        let run = reconciler.run::<OrderOutbox, _>(&publisher, &metrics, chrono::Utc::now());
+        let run = reconciler.run::<SharedOutbox, _>(&publisher, &metrics, chrono::Utc::now());
         let report = metrics.measure(run).await?;
         Ok::<_, Error>(serde_json::json!({
             "settled": report.settled,

@@ -2,7 +2,7 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::events_publisher;
-use orders_core::events::OrderOutbox;
+use platform::relay::SharedOutbox;
 use platform::config::process_env;
 use platform::metrics::Metrics;
 use platform::relay::{StreamEvent, relay};
@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<StreamEvent>| async {
         Ok::<_, Error>(
             metrics
-                .measure(relay::<OrderOutbox, _>(&publisher, &metrics, event.payload))
+                .measure(relay::<SharedOutbox, _>(&publisher, &metrics, event.payload))
                 .await,
         )
     }))

@@ -49,6 +49,49 @@ pub enum MessageError<E> {
     Apply(E),
 }
 
+/// Which service (CloudEvents `source`) produces the events of each domain (`payment` of
+/// `payment.authorized`): a consumer applies an event only from its producer. Configured as
+/// `payment=payments;shipment=fulfillment`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Producers(Vec<(String, String)>);
+
+/// An event from a service that does not produce its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {event_type} event from {producer:?}, which does not produce it")]
+pub struct UnexpectedSource {
+    pub event_type: &'static str,
+    pub producer: String,
+}
+
+impl Producers {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        raw.split(';')
+            .filter(|pair| !pair.trim().is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((domain, source)) if !domain.trim().is_empty() && !source.trim().is_empty() => {
+                    Ok((domain.trim().to_owned(), source.trim().to_owned()))
+                }
+                _ => Err(format!("{pair:?} is not domain=source")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    /// Whether `source` produces events of `event_type`.
+    pub fn check<T: EventType, D>(&self, event: &CloudEvent<T, D>) -> Result<(), UnexpectedSource> {
+        let event_type = event.event_type.as_str();
+        let domain = event_type.split('.').next().unwrap_or_default();
+        if self.0.iter().any(|(d, s)| d == domain && *s == event.source) {
+            Ok(())
+        } else {
+            Err(UnexpectedSource {
+                event_type,
+                producer: event.source.clone(),
+            })
+        }
+    }
+}
+
 /// Parses a message body as a CloudEvent of a known type.
 pub fn parse<T: EventType, D: DeserializeOwned, E>(
     message: &SqsMessage,

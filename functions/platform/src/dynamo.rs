@@ -233,6 +233,26 @@ pub fn outbox_put<T: EventType, D: Serialize>(
         .build()?)
 }
 
+/// An event a consumer applied: what its inbox record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub consumer: String,
+    pub event_id: String,
+    pub event_type: &'static str,
+    pub subject: String,
+}
+
+impl Consumed {
+    pub fn of<T: EventType, D>(consumer: &str, event: &CloudEvent<T, D>) -> Self {
+        Self {
+            consumer: consumer.to_owned(),
+            event_id: event.id.clone(),
+            event_type: event.event_type.as_str(),
+            subject: event.subject.clone(),
+        }
+    }
+}
+
 /// The inbox record of an event `consumer` applied, kept for [`INBOX_RETENTION`]; its condition
 /// fails when that consumer applied the event before. The inbox is keyed by (event id, consumer),
 /// so two services consuming the same event never see each other's records as duplicates.
@@ -242,12 +262,21 @@ pub fn inbox_put<T: EventType, D>(
     event: &CloudEvent<T, D>,
     at: DateTime<Utc>,
 ) -> Result<Put, StoreError> {
+    consumed_put(table, &Consumed::of(consumer, event), at)
+}
+
+/// The inbox record of a consumed event (see [`inbox_put`]).
+pub fn consumed_put(
+    table: &str,
+    consumed: &Consumed,
+    at: DateTime<Utc>,
+) -> Result<Put, StoreError> {
     Ok(Put::builder()
         .table_name(table)
-        .item("eventId", s(&event.id))
-        .item("consumer", s(consumer))
-        .item("type", s(event.event_type.as_str()))
-        .item("orderId", s(&event.subject))
+        .item("eventId", s(&consumed.event_id))
+        .item("consumer", s(&consumed.consumer))
+        .item("type", s(consumed.event_type))
+        .item("orderId", s(&consumed.subject))
         .item("processedAt", s(rfc3339_millis::format(&at)))
         .item("expiresAt", n((at + INBOX_RETENTION).timestamp()))
         .condition_expression("attribute_not_exists(eventId)")

@@ -71,6 +71,12 @@ impl<T: EventType, D> CloudEvent<T, D> {
         self
     }
 
+    /// The event, carrying on the trace of the event that caused it.
+    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
+        self
+    }
+
     /// The X-Ray trace header (`Root=…;Parent=…;Sampled=…`) of the event's `traceparent`.
     pub fn xray_trace_header(&self) -> Option<String> {
         self.traceparent.as_deref().and_then(xray_from_traceparent)

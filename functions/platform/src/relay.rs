@@ -17,16 +17,14 @@
 //! goes to the relay's dead-letter queue, it is reported handled, and the records after it flow.
 
 use std::future::Future;
-use std::marker::PhantomData;
 
 pub use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 pub use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::events::{CloudEvent, EventType};
+
 use crate::metrics::{Metrics, Unit, names};
 
 /// At most this many messages per SNS `PublishBatch` (its limit).
@@ -225,10 +223,9 @@ pub enum RecordError {
     NotAnEvent(#[from] serde_dynamo::Error),
     #[error("the event cannot be encoded: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("event {0} is not a CloudEvents 1.0 event with an id derived from its subject and type")]
+    Foreign(String),
 }
-
-/// The events of one outbox: `relay::<Outbox<MyEventType, MyData>, _>`.
-pub struct Outbox<T, D>(PhantomData<fn() -> (T, D)>);
 
 /// What the relay needs to know of an outbox's events: how to read one from an outbox item.
 pub trait OutboxEvents {
@@ -240,15 +237,48 @@ pub trait OutboxEvents {
     }
 }
 
-impl<T: EventType, D: Serialize + DeserializeOwned> OutboxEvents for Outbox<T, D> {
+/// The shared outbox every service writes its events to: any CloudEvents 1.0 event whose id is
+/// derived from its subject and type, relayed as it was written (whatever its type and data).
+pub struct SharedOutbox;
+
+/// The envelope attributes the relay reads of an event of any service.
+#[derive(Debug, serde::Deserialize)]
+struct Envelope {
+    specversion: String,
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    subject: String,
+    #[serde(default)]
+    traceparent: Option<String>,
+}
+
+/// Attributes of an outbox item that are the outbox's own, not the event's.
+const OUTBOX_ATTRIBUTES: [&str; 3] = ["expiresAt", crate::reconcile::PENDING_HOUR, "republished"];
+
+impl OutboxEvents for SharedOutbox {
     fn outgoing_item(item: serde_dynamo::Item) -> Result<Outgoing, RecordError> {
-        let event: CloudEvent<T, D> = serde_dynamo::from_item(item)?;
+        let mut event: serde_json::Map<String, serde_json::Value> = serde_dynamo::from_item(item)?;
+        for name in OUTBOX_ATTRIBUTES {
+            event.remove(name);
+        }
+        let event = serde_json::Value::Object(event);
+        let envelope: Envelope = serde_json::from_value(event.clone())?;
+        if envelope.specversion != crate::events::SPEC_VERSION
+            || envelope.id
+                != crate::events::event_id(&envelope.subject, &envelope.event_type).to_string()
+        {
+            return Err(RecordError::Foreign(envelope.id));
+        }
         Ok(Outgoing {
-            group_id: event.subject.clone(),
-            event_id: event.id.clone(),
-            event_type: event.event_type.as_str().to_owned(),
+            trace_header: envelope
+                .traceparent
+                .as_deref()
+                .and_then(crate::events::xray_from_traceparent),
+            group_id: envelope.subject,
+            event_id: envelope.id,
+            event_type: envelope.event_type,
             body: serde_json::to_string(&event)?,
-            trace_header: event.xray_trace_header(),
         })
     }
 }

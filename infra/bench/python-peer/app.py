@@ -34,6 +34,7 @@ PRODUCTS_TABLE = os.environ["PRODUCTS_TABLE"]
 ORDERS_TABLE = os.environ["ORDERS_TABLE"]
 OUTBOX_TABLE = os.environ["OUTBOX_TABLE"]
 ORDERS_PER_MINUTE = int(os.environ["ORDERS_PER_MINUTE"])
+RESERVATION_MINUTES = int(os.environ.get("RESERVATION_MINUTES", "15"))
 EVENT_SOURCE = os.environ["EVENT_SOURCE"]
 MAX_BODY = 16 * 1024
 PRODUCT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -68,6 +69,8 @@ class Line(BaseModel):
 class OrderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     items: list[Line] = Field(min_length=1, max_length=25)
+    paymentMethod: str = Field(min_length=1, max_length=255)
+    shippingAddress: dict | None = None
 
     @field_validator("items")
     @classmethod
@@ -118,7 +121,8 @@ def read_products(ids: list[str], consistent: bool) -> dict:
     return found
 
 
-def place(user: str, lines: list[Line]) -> Response:
+def place(user: str, request: OrderRequest) -> Response:
+    lines = request.items
     ids = [line.productId for line in lines]
     rechecked = False
     for attempt in range(1, 5):
@@ -145,14 +149,21 @@ def place(user: str, lines: list[Line]) -> Response:
                 "unitPrice": money(price, currency),
                 "lineTotal": money(price * line.quantity, currency),
             })
+        deadline = (now + timedelta(minutes=RESERVATION_MINUTES)).isoformat(
+            timespec="milliseconds").replace("+00:00", "Z")
         order = {
             "orderId": order_id,
             "userId": user,
-            "status": "CREATED",
+            "status": "PENDING",
             "items": items,
             "total": money(sum(i["lineTotal"]["amount"] for i in items), currency),
             "createdAt": created_at,
+            "paymentMethod": request.paymentMethod,
+            "expiresAt": deadline,
+            "payment": {"status": "pending"},
         }
+        if request.shippingAddress is not None:
+            order["shippingAddress"] = request.shippingAddress
         event = {
             "specversion": "1.0",
             "id": str(uuid.uuid5(uuid.UUID(order_id), "order.created")),
@@ -164,9 +175,14 @@ def place(user: str, lines: list[Line]) -> Response:
             "data": order,
             "expiresAt": int((now + timedelta(days=7)).timestamp()),
         }
+        # Stored as the Rust function stores it: the deadline under reserveUntil (expiresAt is
+        # the table's TTL attribute), in the sparse expiry index while PENDING.
+        stored = {k: v for k, v in order.items() if k != "expiresAt"}
+        stored["reserveUntil"] = deadline
+        stored["expiryHour"] = deadline[:13]
         actions = [{"Put": {
             "TableName": ORDERS_TABLE,
-            "Item": to_attr(order)["M"],
+            "Item": to_attr(stored)["M"],
             "ConditionExpression": "attribute_not_exists(orderId)",
         }}]
         for item in items:
@@ -280,7 +296,8 @@ def create_order() -> Response:
     except ValueError as error:
         return problem(400, "malformed-json", "Malformed JSON", str(error))
     if isinstance(payload, dict) and "items" not in payload:
-        payload = {"items": [payload]}
+        checkout = {k: payload.pop(k) for k in ("paymentMethod", "shippingAddress") if k in payload}
+        payload = {"items": [payload], **checkout}
     try:
         request = OrderRequest.model_validate(payload)
     except ValidationError as error:
@@ -288,7 +305,7 @@ def create_order() -> Response:
                   for e in error.errors()]
         return problem(400, "validation-failed", "Validation failed", errors[0]["detail"],
                        errors=errors)
-    return place(user, request.items)
+    return place(user, request)
 
 
 @logger.inject_lambda_context

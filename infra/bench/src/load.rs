@@ -15,8 +15,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use orders_core::domain::{
-    Currency, Money, OrderLines, Product, ProductId, ProductName, Quantity, Stock, UserId,
+    Currency, Money, OrderLines, PaymentMethod, Product, ProductId, ProductName, Quantity, Stock,
+    UserId,
 };
+
+/// Every bench order is paid with the payment provider's test card.
+const PAYMENT_METHOD: &str = "tok_visa";
 use orders_core::service::ports::ReadProducts;
 use orders_core::service::{CreateOrder, CreateOrderDeps, create_order};
 use orders_core::store::DynamoStore;
@@ -128,7 +132,9 @@ impl Target {
                 url,
                 tokens,
             } => {
-                let body = format!(r#"{{"productId":"{product}","quantity":1}}"#);
+                let body = format!(
+                    r#"{{"productId":"{product}","quantity":1,"paymentMethod":"{PAYMENT_METHOD}"}}"#
+                );
                 let request = hyper::Request::post(url)
                     .header(
                         "authorization",
@@ -155,6 +161,9 @@ impl Target {
                         Quantity::new(1).map_err(|e| e.to_string())?,
                     )])
                     .map_err(|e| e.to_string())?,
+                    payment_method: PaymentMethod::parse(PAYMENT_METHOD)
+                        .map_err(|e| e.to_string())?,
+                    shipping_address: None,
                     idempotency_key: None,
                     trace: None,
                 };

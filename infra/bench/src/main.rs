@@ -500,6 +500,7 @@ async fn warm(
                     store: DynamoStore::new(dynamo.clone(), tables.clone()),
                     orders_per_minute: NO_QUOTA.parse().unwrap_or(u32::MAX),
                     event_source: "orders".into(),
+                    reservation: chrono::Duration::minutes(15),
                     retry: RetryPolicy::default(),
                     metrics: Arc::new(Metrics::discard()),
                 },

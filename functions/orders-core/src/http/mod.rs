@@ -8,6 +8,7 @@ pub mod products;
 use lambda_http::http::{StatusCode, header};
 use platform::http::Problem;
 
+use crate::domain::Chargeable;
 use crate::service::{AdjustStockError, CancelOrderError, CreateOrderError, PutProductError};
 
 pub use platform::http::{Caller, serve};
@@ -92,6 +93,21 @@ impl From<CreateOrderError> for Problem {
                 "Currency mismatch",
                 format!("the lines of one order must share one currency ({a} and {b} given)"),
             ),
+            CreateOrderError::NotChargeable(total) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "amount-not-chargeable",
+                "Amount not chargeable",
+                format!(
+                    "the payment provider cannot charge {total}: totals from {} to {} minor units in {}",
+                    Chargeable::MIN_AMOUNT,
+                    Chargeable::MAX_AMOUNT,
+                    Chargeable::CURRENCIES.join(", ")
+                ),
+            )
+            .with("total", serde_json::json!({"amount": total.amount(), "currency": total.currency().as_str()}))
+            .with("minAmount", Chargeable::MIN_AMOUNT)
+            .with("maxAmount", Chargeable::MAX_AMOUNT)
+            .with("currencies", Chargeable::CURRENCIES.to_vec()),
             CreateOrderError::Unpriceable(e) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "total-out-of-range",
@@ -127,8 +143,20 @@ impl From<CancelOrderError> for Problem {
     fn from(failure: CancelOrderError) -> Self {
         match failure {
             CancelOrderError::NotFound => order_not_found(),
+            CancelOrderError::NotCancellable(order) => Problem::new(
+                StatusCode::CONFLICT,
+                "order-not-cancellable",
+                "Order not cancellable",
+                format!(
+                    "order {} is {}{}: it can no longer be cancelled (returns and refunds are not handled here)",
+                    order.order_id,
+                    order.status,
+                    if order.shipment_id.is_some() { " and shipped" } else { "" }
+                ),
+            )
+            .with("status", order.status.as_str()),
             CancelOrderError::Busy { attempts } => busy(attempts),
-            e @ (CancelOrderError::StatusChanged | CancelOrderError::ProductGone(_)) => {
+            e @ CancelOrderError::AlreadyApplied => {
                 Problem::internal(e)
             }
             CancelOrderError::Store(e) => e.into(),
@@ -207,6 +235,13 @@ mod tests {
             ),
             (CreateOrderError::PriceChanged(p()), 409),
             (CreateOrderError::IdempotencyKeyReused, 422),
+            (
+                CreateOrderError::NotChargeable(
+                    crate::domain::Money::new(49, crate::domain::Currency::parse("EUR").unwrap())
+                        .unwrap(),
+                ),
+                422,
+            ),
             (
                 CreateOrderError::QuotaExceeded {
                     limit: 5,

@@ -14,11 +14,14 @@ use platform::http::{
 use platform::metrics::Unit;
 
 use super::{SCOPE_ORDERS_READ, SCOPE_ORDERS_WRITE, order_not_found};
-use crate::domain::{IdempotencyKey, Order, OrderId, OrderLines, ProductId, Quantity, UserId};
+use crate::domain::{
+    IdempotencyKey, Order, OrderId, OrderLines, PaymentMethod, ProductId, Quantity, RawAddress,
+    ShippingAddress, UserId,
+};
 use crate::metrics::{ORDERS_CREATED, ORDERS_REFUSED};
 use crate::service::ports::{OrderCanceller, OrderReader, OrderWriter, PageKey};
 use crate::service::{
-    CancelOrderDeps, Cancelled, CreateOrder, CreateOrderDeps, CreateOrderError, Created,
+    CancelBy, CancelOrderDeps, Cancelled, CreateOrder, CreateOrderDeps, CreateOrderError, Created,
     cancel_order, create_order,
 };
 
@@ -43,6 +46,69 @@ struct LineBody {
 #[serde(deny_unknown_fields)]
 struct OrderBody {
     items: Vec<LineBody>,
+}
+
+/// A create request's body, parsed: what to order, what to pay with, where to ship.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub lines: OrderLines,
+    pub payment_method: PaymentMethod,
+    pub shipping_address: Option<ShippingAddress>,
+}
+
+/// Parses a create request: the lines (either form, see [`parse_order_lines`]), the required
+/// `paymentMethod` and the optional `shippingAddress`, collecting every invalid member.
+pub fn parse_order_request(mut body: Value) -> Result<OrderRequest, Problem> {
+    let mut errors = Vec::new();
+    let (method, address) = match body.as_object_mut() {
+        Some(object) => (object.remove("paymentMethod"), object.remove("shippingAddress")),
+        None => (None, None),
+    };
+    let payment_method = match method {
+        Some(Value::String(raw)) => PaymentMethod::parse(&raw)
+            .map_err(|e| errors.push(FieldError::pointer("/paymentMethod", e)))
+            .ok(),
+        Some(_) => {
+            errors.push(FieldError::pointer("/paymentMethod", "must be a string"));
+            None
+        }
+        None if body.is_object() => {
+            errors.push(FieldError::pointer(
+                "/paymentMethod",
+                "missing: the payment provider's token or payment-method id",
+            ));
+            None
+        }
+        None => None,
+    };
+    let shipping_address = match address {
+        None | Some(Value::Null) => None,
+        Some(raw) => from_json::<RawAddress>(raw, "/shippingAddress")
+            .map_err(|p| errors.extend(p.field_errors()))
+            .ok()
+            .and_then(|raw| {
+                ShippingAddress::parse(raw)
+                    .map_err(|e| {
+                        let member = match &e {
+                            crate::domain::DomainError::InvalidAddress(m) => *m,
+                            _ => "",
+                        };
+                        errors.push(FieldError::pointer(format!("/shippingAddress/{member}"), e))
+                    })
+                    .ok()
+            }),
+    };
+    let lines = parse_order_lines(body)
+        .map_err(|p| errors.extend(p.field_errors()))
+        .ok();
+    match (lines, payment_method) {
+        (Some(lines), Some(payment_method)) if errors.is_empty() => Ok(OrderRequest {
+            lines,
+            payment_method,
+            shipping_address,
+        }),
+        _ => Err(Problem::validation(errors)),
+    }
 }
 
 /// Parses `{"items":[…]}` or the single-line form `{"productId","quantity"}`, collecting every
@@ -196,11 +262,14 @@ async fn place<S: OrderWriter>(
     req: &Request,
 ) -> Result<Created, Refusal> {
     let caller = Caller::<UserId>::with_scope(req, SCOPE_ORDERS_WRITE).map_err(Refusal::Caller)?;
+    let body = json_body(req)
+        .and_then(parse_order_request)
+        .map_err(Refusal::Request)?;
     let request = CreateOrder {
         user: caller.user,
-        lines: json_body(req)
-            .and_then(parse_order_lines)
-            .map_err(Refusal::Request)?,
+        lines: body.lines,
+        payment_method: body.payment_method,
+        shipping_address: body.shipping_address,
         idempotency_key: idempotency_key(req).map_err(Refusal::Request)?,
         trace: xray_trace(req),
     };
@@ -237,12 +306,15 @@ pub async fn cancel<S: OrderCanceller>(
         .ok_or_else(order_not_found)?;
     tracing::Span::current().record("order_id", id.to_string());
     let trace = xray_trace(&req);
-    let order = match cancel_order(deps, &caller.user, id, trace.as_deref(), Utc::now()).await? {
+    let by = CancelBy::Customer(caller.user);
+    let order = match cancel_order(deps, &by, id, trace.as_deref(), Utc::now()).await? {
         Cancelled::Now(order) => order,
         Cancelled::Already(order) => {
             tracing::info!("the order was already cancelled; nothing changed");
             order
         }
+        // Only the expiry leaves an order because it is not due yet.
+        Cancelled::NotDue(order) => order,
     };
     json_response(StatusCode::OK, &order)
 }

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::ports::{NewOrder, OrderWriter, StoredOrder};
 use crate::domain::{
-    Currency, DomainError, IdempotencyKey, Order, OrderId, OrderLines, PricingError, ProductId,
-    Quantity, UserId,
+    Checkout, Currency, DomainError, IdempotencyKey, Money, Order, OrderId, OrderLines,
+    PaymentMethod, PricingError, ProductId, Quantity, ShippingAddress, UserId,
 };
 use crate::events::{OrderEventType, order_event};
 
@@ -21,6 +21,8 @@ pub struct CreateOrderDeps<S> {
     pub store: S,
     pub orders_per_minute: u32,
     pub event_source: String,
+    /// How long an unpaid order holds its stock.
+    pub reservation: chrono::Duration,
     pub retry: RetryPolicy,
     pub metrics: Arc<Metrics>,
 }
@@ -30,6 +32,8 @@ pub struct CreateOrderDeps<S> {
 pub struct CreateOrder {
     pub user: UserId,
     pub lines: OrderLines,
+    pub payment_method: PaymentMethod,
+    pub shipping_address: Option<ShippingAddress>,
     pub idempotency_key: Option<IdempotencyKey>,
     /// The X-Ray trace header of the invocation, carried into the event.
     pub trace: Option<String>,
@@ -66,6 +70,8 @@ pub enum CreateOrderError {
     MixedCurrencies(Currency, Currency),
     #[error("the price of product {0} changed since it was read")]
     PriceChanged(ProductId),
+    #[error("the payment provider cannot charge {0}")]
+    NotChargeable(Money),
     #[error("the order total is out of range: {0}")]
     Unpriceable(DomainError),
     #[error("the idempotency key was used before with a different request")]
@@ -86,6 +92,7 @@ impl From<PricingError> for CreateOrderError {
         match e {
             PricingError::UnknownProduct(id) => CreateOrderError::UnknownProduct(id),
             PricingError::MixedCurrencies(a, b) => CreateOrderError::MixedCurrencies(a, b),
+            PricingError::NotChargeable(total) => CreateOrderError::NotChargeable(total),
             PricingError::Domain(e) => CreateOrderError::Unpriceable(e),
         }
     }
@@ -102,6 +109,7 @@ impl CreateOrderError {
             CreateOrderError::AboveMaxPerOrder { .. } => Some("max-per-order"),
             CreateOrderError::MixedCurrencies(..)
             | CreateOrderError::PriceChanged(_)
+            | CreateOrderError::NotChargeable(_)
             | CreateOrderError::Unpriceable(_)
             | CreateOrderError::IdempotencyKeyReused => Some("other"),
             CreateOrderError::OrderExists
@@ -111,9 +119,20 @@ impl CreateOrderError {
     }
 }
 
-/// The hash of what was asked, stored with an idempotent order to recognise a reused key.
-pub fn request_hash(lines: &OrderLines) -> String {
-    let digest = Sha256::digest(lines.canonical().as_bytes());
+/// The hash of what was asked (lines, payment method, address), stored with an idempotent order
+/// to recognise a reused key.
+pub fn request_hash(request: &CreateOrder) -> String {
+    let address = request
+        .shipping_address
+        .as_ref()
+        .map(|a| serde_json::to_string(a).unwrap_or_default())
+        .unwrap_or_default();
+    let canonical = format!(
+        "{}\npaymentMethod={}\nshippingAddress={address}",
+        request.lines.canonical(),
+        request.payment_method
+    );
+    let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -126,7 +145,7 @@ pub async fn create_order<S: OrderWriter>(
     let (order_id, hash) = match &request.idempotency_key {
         Some(key) => (
             OrderId::from_idempotency_key(&request.user, key),
-            Some(request_hash(&request.lines)),
+            Some(request_hash(request)),
         ),
         None => (OrderId::new_random(), None),
     };
@@ -154,9 +173,19 @@ pub async fn create_order<S: OrderWriter>(
                 });
             }
         }
-        let order = Order::price(order_id, request.user.clone(), &request.lines, now, |id| {
-            products.get(id).map(|p| p.price)
-        })?;
+        let checkout = Checkout {
+            payment_method: request.payment_method.clone(),
+            shipping_address: request.shipping_address.clone(),
+            expires_at: now + deps.reservation,
+        };
+        let order = Order::price(
+            order_id,
+            request.user.clone(),
+            &request.lines,
+            checkout,
+            now,
+            |id| products.get(id).map(|p| p.price),
+        )?;
         let event = order_event(
             OrderEventType::OrderCreated,
             &deps.event_source,

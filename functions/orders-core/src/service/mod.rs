@@ -6,10 +6,12 @@ mod apply;
 mod cancel;
 mod catalogue;
 mod create;
+mod expire;
 pub mod ports;
 
 pub use apply::{ApplyError, Consumer, apply};
-pub use cancel::{CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
+pub use cancel::{CancelBy, CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
+pub use expire::{EXPIRY_BATCH, Expired, expire_orders};
 pub use catalogue::{
     AdjustStock, AdjustStockDeps, AdjustStockError, Adjusted, Put, PutProductError, adjust_stock,
 };

@@ -2,19 +2,16 @@
 //! operations it may do (the least privilege its function's IAM policy states too), and each
 //! operation is written once. `crate::store::DynamoStore` implements them all.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use platform::consumer::Applied;
-use platform::dynamo::StoreError;
+use platform::dynamo::{Consumed, Recorded, StoreError};
 
-use super::{
-    AdjustStockError, ApplyError, CancelOrderError, CreateOrderError, Put, PutProductError,
-};
+use super::{AdjustStockError, CreateOrderError, Put, PutProductError};
 use crate::domain::{
-    MaxPerOrder, Money, Order, OrderId, OrderStatus, Product, ProductId, ProductName, Stock,
-    StockAdjustment, UserId,
+    MaxPerOrder, Money, Order, OrderId, OrderLine, OrderStatus, Product, ProductId, ProductName,
+    Stock, StockAdjustment, UserId,
 };
 use crate::events::OrderEvent;
 
@@ -86,17 +83,71 @@ pub trait PlaceOrder: Send + Sync {
     ) -> impl Future<Output = Result<(), CreateOrderError>> + Send;
 }
 
-/// One transaction: the order (still the caller's, still cancellable) becomes CANCELLED, the
-/// stock of every line whose product is not in `not_restocked` comes back, and the
-/// `order.cancelled` event is written. A line whose product no longer exists fails it with
-/// [`CancelOrderError::ProductGone`] naming those products.
-pub trait CancelOrder: Send + Sync {
-    fn cancel_order(
+/// What an order's transition checks of its reservation deadline, in the write's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Nothing.
+    Any,
+    /// Not passed at this instant (a confirmation).
+    NotPassed(DateTime<Utc>),
+    /// Passed at this instant (the expiry).
+    Passed(DateTime<Utc>),
+}
+
+/// One transition of an order, in one transaction: the order as it becomes (replacing the item
+/// only if it is still in status `from`, not shipped unless `from` allows, and its deadline as
+/// `deadline` says), the stock of `restock`'s lines back, the order's event, and the consumed
+/// event in the consumer's inbox.
+#[derive(Debug, Clone)]
+pub struct OrderChange<'a> {
+    pub order: &'a Order,
+    pub request_hash: Option<&'a str>,
+    pub from: OrderStatus,
+    /// Whether the order must not have a shipment yet.
+    pub unshipped: bool,
+    pub deadline: Deadline,
+    pub restock: Vec<&'a OrderLine>,
+    pub event: Option<&'a OrderEvent>,
+    pub consumed: Option<&'a Consumed>,
+}
+
+/// Why an order's transition was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeOrderError {
+    /// The order is no longer as it was read (the caller reads it again).
+    #[error("the order changed since it was read")]
+    Changed,
+    /// The consumer applied this event before.
+    #[error("the event was applied before")]
+    AlreadyApplied,
+    /// These products of the restocked lines no longer exist.
+    #[error("products of the order no longer exist: {0:?}")]
+    ProductGone(Vec<ProductId>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Every transition of an order after its creation (cancel, confirm, ship, fulfil, expire, a
+/// payment's news), written by one conditional transaction.
+pub trait ChangeOrder: Send + Sync {
+    fn change_order(
         &self,
-        order: &Order,
-        event: &OrderEvent,
-        not_restocked: &BTreeSet<ProductId>,
-    ) -> impl Future<Output = Result<(), CancelOrderError>> + Send;
+        change: &OrderChange<'_>,
+    ) -> impl Future<Output = Result<(), ChangeOrderError>> + Send;
+}
+
+/// Records a consumed event whose only effect is being recorded.
+pub trait RecordConsumed: Send + Sync {
+    fn record(&self, consumed: &Consumed) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+}
+
+/// The PENDING orders whose reservation deadline has passed.
+pub trait DueOrders: Send + Sync {
+    fn due_orders(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderId>, StoreError>> + Send;
 }
 
 /// Reads one product.
@@ -147,34 +198,17 @@ pub trait AdjustStockLevel: Send + Sync {
     ) -> impl Future<Output = Result<Option<StockAdjustment>, StoreError>> + Send;
 }
 
-/// The order-events consumer's effects, each written with the event id in the inbox.
-pub trait EventInbox: Send + Sync {
-    /// CREATED → CONFIRMED (the order the event's subject names), together with the event id in
-    /// `consumer`'s inbox.
-    fn confirm(
-        &self,
-        consumer: &str,
-        order_id: OrderId,
-        event: &OrderEvent,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Applied<OrderStatus>, ApplyError>> + Send;
-
-    /// Records an event whose only effect is being recorded.
-    fn record(
-        &self,
-        consumer: &str,
-        event: &OrderEvent,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Applied<OrderStatus>, ApplyError>> + Send;
-}
-
 /// What create-order may do.
 pub trait OrderWriter: ReadOrder + ReadProducts + PlaceOrder {}
 impl<T: ReadOrder + ReadProducts + PlaceOrder> OrderWriter for T {}
 
-/// What cancel-order may do.
-pub trait OrderCanceller: ReadOrder + CancelOrder {}
-impl<T: ReadOrder + CancelOrder> OrderCanceller for T {}
+/// What cancel-order (and the expiry) may do.
+pub trait OrderCanceller: ReadOrder + ChangeOrder {}
+impl<T: ReadOrder + ChangeOrder> OrderCanceller for T {}
+
+/// What the orders service's saga consumer may do.
+pub trait OrderSaga: ReadOrder + ChangeOrder + RecordConsumed {}
+impl<T: ReadOrder + ChangeOrder + RecordConsumed> OrderSaga for T {}
 
 /// What the order-reading functions may do.
 pub trait OrderReader: ReadOrder + ListOrders {}

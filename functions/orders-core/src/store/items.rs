@@ -4,10 +4,12 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use platform::dynamo::{StoreError, decode};
+use platform::dynamo::{StoreError, decode, s};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Currency, MaxPerOrder, Money, Product, ProductId, ProductName, Stock, UserId};
+use crate::domain::{
+    Currency, MaxPerOrder, Money, Order, OrderStatus, Product, ProductId, ProductName, Stock, UserId,
+};
 use crate::service::ports::StoredOrder;
 
 pub(super) const PRODUCTS: &str = "products";
@@ -74,7 +76,40 @@ impl StockAndPrice {
     }
 }
 
-/// An order item: the order's own attributes, and the request hash of an idempotent create.
+/// The order's reservation deadline, stored apart from `expiresAt`: that name is the table's TTL
+/// attribute (the quota counters'), which would delete the order.
+pub(super) const RESERVE_UNTIL: &str = "reserveUntil";
+/// The hour of a PENDING order's deadline (`2026-12-02T11`): the hash key of the sparse
+/// [`EXPIRING_INDEX`], present only while the order is PENDING.
+pub(super) const EXPIRY_HOUR: &str = "expiryHour";
+/// The sparse GSI of PENDING orders by deadline (hash expiryHour, range reserveUntil).
+pub const EXPIRING_INDEX: &str = "expiring";
+
+/// The hour bucket of a deadline.
+pub(super) fn hour_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H").to_string()
+}
+
+/// An order item: the order's own attributes (its deadline as `reserveUntil`), the expiry
+/// index's key while PENDING, and the request hash of an idempotent create.
+pub(super) fn encode_order(
+    order: &Order,
+    request_hash: Option<&str>,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(order)?;
+    if let Some(deadline) = item.remove("expiresAt") {
+        item.insert(RESERVE_UNTIL.to_owned(), deadline);
+    }
+    if let (OrderStatus::Pending, Some(deadline)) = (order.status, order.expires_at) {
+        item.insert(EXPIRY_HOUR.to_owned(), s(hour_of(deadline)));
+    }
+    if let Some(hash) = request_hash {
+        item.insert("requestHash".to_owned(), s(hash));
+    }
+    Ok(item)
+}
+
+/// The inverse of [`encode_order`].
 pub(super) fn decode_order(
     mut item: HashMap<String, AttributeValue>,
 ) -> Result<StoredOrder, StoreError> {
@@ -82,6 +117,11 @@ pub(super) fn decode_order(
         Some(AttributeValue::S(hash)) => Some(hash),
         _ => None,
     };
+    item.remove(EXPIRY_HOUR);
+    item.remove("expiresAt");
+    if let Some(deadline) = item.remove(RESERVE_UNTIL) {
+        item.insert("expiresAt".to_owned(), deadline);
+    }
     Ok(StoredOrder {
         order: decode(ORDERS, item)?,
         request_hash,

@@ -8,14 +8,14 @@ use aws_sdk_dynamodb::Client;
 
 use crate::config::Tables;
 
-mod cancel_order;
 mod catalogue;
-mod confirm_order;
+mod change_order;
 mod items;
 mod place_order;
 mod reads;
 
 pub use platform::dynamo::StoreError;
+pub use items::EXPIRING_INDEX;
 pub use reads::ORDERS_BY_USER_INDEX;
 
 /// The DynamoDB-backed store of products, orders, the outbox and the inbox.

@@ -2,14 +2,12 @@
 //! price the order was priced at), the `order.created` event and the user's quota count — all or
 //! nothing.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::Duration;
 use platform::dynamo::{Cancellation, StoreError, TransactError, Transaction, n, outbox_put, s};
 
 use super::DynamoStore;
-use super::items::{PRODUCTS, StockAndPrice, quota_key};
+use super::items::{PRODUCTS, StockAndPrice, encode_order, quota_key};
 use crate::domain::Order;
 use crate::service::CreateOrderError;
 use crate::service::ports::{NewOrder, PlaceOrder};
@@ -30,11 +28,7 @@ enum Action {
 impl PlaceOrder for DynamoStore {
     async fn place_order(&self, new: &NewOrder<'_>) -> Result<(), CreateOrderError> {
         let order = new.order;
-        let mut order_item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(order).map_err(StoreError::from)?;
-        if let Some(hash) = new.request_hash {
-            order_item.insert("requestHash".to_owned(), s(hash));
-        }
+        let order_item = encode_order(order, new.request_hash)?;
         let mut tx = Transaction::with_capacity(order.items.len() + 3);
         tx.put(
             Action::Order,

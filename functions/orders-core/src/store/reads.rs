@@ -7,10 +7,12 @@ use platform::dynamo::{StoreError, s};
 use platform::events::rfc3339_millis;
 
 use super::DynamoStore;
-use super::items::{decode_order, decode_product};
+use super::items::{
+    EXPIRING_INDEX, EXPIRY_HOUR, RESERVE_UNTIL, decode_order, decode_product, hour_of,
+};
 use crate::domain::{OrderId, Product, ProductId, UserId};
 use crate::service::ports::{
-    ListOrders, OrderPage, PageKey, ReadOrder, ReadProduct, ReadProducts, StoredOrder,
+    DueOrders, ListOrders, OrderPage, PageKey, ReadOrder, ReadProduct, ReadProducts, StoredOrder,
 };
 
 /// Name of the GSI that lists a user's orders newest first.
@@ -131,5 +133,55 @@ impl ReadProduct for DynamoStore {
             .send()
             .await?;
         out.item.map(decode_product).transpose()
+    }
+}
+
+/// How far back the expiry looks for PENDING orders past their deadline (older ones would be a
+/// stranded saga: the reconciler's alarm).
+const EXPIRY_LOOKBACK_HOURS: i64 = 24;
+
+impl DueOrders for DynamoStore {
+    async fn due_orders(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let mut due = Vec::new();
+        for back in (0..=EXPIRY_LOOKBACK_HOURS).rev() {
+            let hour = hour_of(now - chrono::Duration::hours(back));
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.tables.orders)
+                    .index_name(EXPIRING_INDEX)
+                    .key_condition_expression("#hour = :hour AND #until <= :now")
+                    .expression_attribute_names("#hour", EXPIRY_HOUR)
+                    .expression_attribute_names("#until", RESERVE_UNTIL)
+                    .expression_attribute_values(":hour", s(hour.clone()))
+                    .expression_attribute_values(":now", s(rfc3339_millis::format(&now)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await?;
+                for item in out.items.unwrap_or_default() {
+                    if let Some(id) = item
+                        .get("orderId")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|raw| OrderId::parse(raw))
+                    {
+                        due.push(id);
+                    }
+                    if due.len() >= limit {
+                        return Ok(due);
+                    }
+                }
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(due)
     }
 }

@@ -25,6 +25,8 @@ struct ProblemBody {
     detail: String,
     extensions: Map<String, Value>,
     headers: Vec<(header::HeaderName, String)>,
+    /// The invalid members of a validation problem (also in `errors`).
+    fields: Vec<FieldError>,
     /// The cause, for the logs only (never in the body).
     internal: Option<String>,
 }
@@ -81,6 +83,7 @@ impl Problem {
                 detail: detail.into(),
                 extensions: Map::new(),
                 headers: Vec::new(),
+                fields: Vec::new(),
                 internal: None,
             }),
         }
@@ -104,6 +107,11 @@ impl Problem {
     /// The members beyond the standard five (`errors`, `productId`, …).
     pub fn extensions(&self) -> &Map<String, Value> {
         &self.body.extensions
+    }
+
+    /// The invalid members of a validation problem, to gather with others into one answer.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        self.body.fields.clone()
     }
 
     /// The cause, for the logs only.
@@ -149,13 +157,15 @@ impl Problem {
             })
             .unwrap_or_else(|| "the request is not valid".to_owned());
         let list = errors.iter().map(FieldError::to_json).collect::<Vec<_>>();
-        Problem::new(
+        let mut problem = Problem::new(
             StatusCode::BAD_REQUEST,
             "validation-failed",
             "Validation failed",
             detail,
         )
-        .with("errors", list)
+        .with("errors", list);
+        problem.body.fields = errors;
+        problem
     }
 
     pub fn invalid_header(name: &str, detail: impl ToString) -> Self {

@@ -1,0 +1,40 @@
+//! Every minute (EventBridge Scheduler): unpaid reservations past their deadline are cancelled.
+//! The DynamoDB client is built once, at init.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orders_core::config::{Tables, event_source};
+use orders_core::metrics::ORDERS_EXPIRED;
+use orders_core::service::{CancelOrderDeps, RetryPolicy, expire_orders};
+use orders_core::store::DynamoStore;
+use platform::config::process_env;
+use platform::metrics::{Metrics, Unit};
+use platform::{aws, telemetry};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let metrics = Arc::new(Metrics::from_env());
+    let deps = CancelOrderDeps {
+        store: DynamoStore::from_config(&aws::config().await, Tables::from_env()?),
+        event_source: event_source(&process_env())?,
+        retry: RetryPolicy::default(),
+        metrics: metrics.clone(),
+    };
+    run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+        let expired = metrics
+            .measure(async {
+                let expired = expire_orders(&deps, chrono::Utc::now()).await?;
+                metrics.add(ORDERS_EXPIRED, Unit::Count, expired.cancelled as f64);
+                Ok::<_, Error>(expired)
+            })
+            .await?;
+        Ok::<_, Error>(serde_json::json!({
+            "cancelled": expired.cancelled,
+            "notDue": expired.not_due,
+            "failed": expired.failed,
+        }))
+    }))
+    .await
+}
