@@ -3,10 +3,10 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::{Tables, event_consumers, events_publisher, reconcile_after};
-use platform::relay::SharedOutbox;
 use platform::config::process_env;
 use platform::metrics::Metrics;
 use platform::reconcile::Reconciler;
+use platform::relay::SharedOutbox;
 use platform::{aws, telemetry};
 
 #[tokio::main(flavor = "current_thread")]

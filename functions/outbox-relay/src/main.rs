@@ -2,9 +2,9 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::events_publisher;
-use platform::relay::SharedOutbox;
 use platform::config::process_env;
 use platform::metrics::Metrics;
+use platform::relay::SharedOutbox;
 use platform::relay::{StreamEvent, relay};
 use platform::{aws, telemetry};
 
@@ -17,7 +17,11 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<StreamEvent>| async {
         Ok::<_, Error>(
             metrics
-                .measure(relay::<SharedOutbox, _>(&publisher, &metrics, event.payload))
+                .measure(relay::<SharedOutbox, _>(
+                    &publisher,
+                    &metrics,
+                    event.payload,
+                ))
                 .await,
         )
     }))

@@ -6,7 +6,8 @@
 use std::fmt;
 
 /// Where a payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// Not yet authorized (or the provider failed and the charge was not found).
     Pending,
@@ -72,15 +73,18 @@ pub struct TransitionError {
     pub to: PaymentStatus,
 }
 
-/// One order's payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One order's payment: the payments table's item, and the data of its events.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Payment {
     pub order_id: String,
     /// Minor units of `currency`.
     pub amount: i64,
     pub currency: String,
     pub status: PaymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charge_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline_code: Option<String>,
     /// Raised after a provider failure under the current key, once the charge was looked up and
     /// not found: the next call goes under a new key.

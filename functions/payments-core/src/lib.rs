@@ -1,12 +1,16 @@
-//! The payments service's room. So far: a payment's states and transitions (`domain`), the
-//! payment provider port (`provider`: authorize, capture, void, find an order's charge) and its
-//! adapter for Stripe's Charges API (`stripe`), whose secret key is read from Secrets Manager
-//! once at init (`secret`). The saga's payment steps (the consumer, the payments table) build
-//! on it.
+//! The payments service's room: a payment's states and transitions (`domain`), the payment
+//! provider port (`provider`: authorize, capture, void, find an order's charge) and its adapter
+//! for Stripe's Charges API (`stripe`, its secret key read from Secrets Manager once at init:
+//! `secret`), the saga's payment steps (`service`), the payments table (`store`), the events it
+//! reads and writes (`events`) and its queue's consumer (`consumer`).
 
+pub mod consumer;
 pub mod domain;
+pub mod events;
 pub mod provider;
 pub mod secret;
+pub mod service;
+pub mod store;
 pub mod stripe;
 
 pub use provider::{Authorization, Authorize, Charge, ChargeState, PaymentProvider, ProviderError};

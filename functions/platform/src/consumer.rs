@@ -68,7 +68,9 @@ impl Producers {
         raw.split(';')
             .filter(|pair| !pair.trim().is_empty())
             .map(|pair| match pair.split_once('=') {
-                Some((domain, source)) if !domain.trim().is_empty() && !source.trim().is_empty() => {
+                Some((domain, source))
+                    if !domain.trim().is_empty() && !source.trim().is_empty() =>
+                {
                     Ok((domain.trim().to_owned(), source.trim().to_owned()))
                 }
                 _ => Err(format!("{pair:?} is not domain=source")),
@@ -81,7 +83,11 @@ impl Producers {
     pub fn check<T: EventType, D>(&self, event: &CloudEvent<T, D>) -> Result<(), UnexpectedSource> {
         let event_type = event.event_type.as_str();
         let domain = event_type.split('.').next().unwrap_or_default();
-        if self.0.iter().any(|(d, s)| d == domain && *s == event.source) {
+        if self
+            .0
+            .iter()
+            .any(|(d, s)| d == domain && *s == event.source)
+        {
             Ok(())
         } else {
             Err(UnexpectedSource {
@@ -111,12 +117,41 @@ pub fn parse<T: EventType, D: DeserializeOwned, E>(
     Ok(event)
 }
 
-fn is_fifo(message: &SqsMessage) -> bool {
-    message.attributes.contains_key("MessageGroupId")
+/// The message group of a FIFO queue's message (`None` on a standard queue).
+fn fifo_group(message: &SqsMessage) -> Option<String> {
+    let fifo = message.attributes.contains_key("MessageGroupId")
         || message
             .event_source_arn
             .as_deref()
-            .is_some_and(|arn| arn.ends_with(".fifo"))
+            .is_some_and(|arn| arn.ends_with(".fifo"));
+    fifo.then(|| {
+        message
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default()
+    })
+}
+
+/// How a message was delivered: what a consumer that spaces its own retries needs of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub receipt_handle: Option<String>,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+impl Delivery {
+    fn of(message: &SqsMessage) -> Self {
+        Self {
+            receipt_handle: message.receipt_handle.clone(),
+            receive_count: message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+        }
+    }
 }
 
 /// Processes a batch with `apply` (one event, at a time); answers the messages to retry.
@@ -133,11 +168,31 @@ where
     F: Fn(CloudEvent<T, D>, DateTime<Utc>) -> Fut,
     Fut: Future<Output = Result<Applied<S>, E>>,
 {
+    consume_delivered(metrics, event, |event, _, now| apply(event, now)).await
+}
+
+/// [`consume`], handing `apply` each message's [`Delivery`] too. On a FIFO queue a failed
+/// message stops the rest of its group in the batch (they are reported failed, so nothing
+/// overtakes it); other groups' messages go on.
+pub async fn consume_delivered<T, D, S, E, F, Fut>(
+    metrics: &Metrics,
+    event: SqsEvent,
+    apply: F,
+) -> SqsBatchResponse
+where
+    T: EventType,
+    D: DeserializeOwned,
+    S: Debug,
+    E: Display,
+    F: Fn(CloudEvent<T, D>, Delivery, DateTime<Utc>) -> Fut,
+    Fut: Future<Output = Result<Applied<S>, E>>,
+{
     let mut failures = Vec::new();
-    let mut stopped = false;
+    let mut stopped_groups = std::collections::HashSet::new();
     for message in &event.records {
         let id = message.message_id.clone().unwrap_or_default();
-        if stopped {
+        let group = fifo_group(message);
+        if group.as_ref().is_some_and(|g| stopped_groups.contains(g)) {
             failures.push(id);
             continue;
         }
@@ -163,7 +218,9 @@ where
             }
             let (event_type, time) = (event.event_type, event.time);
             let now = Utc::now();
-            let applied = apply(event, now).await.map_err(MessageError::Apply)?;
+            let applied = apply(event, Delivery::of(message), now)
+                .await
+                .map_err(MessageError::Apply)?;
             metrics.add(names::EVENTS_CONSUMED, Unit::Count, 1.0);
             let age = (now - time).num_milliseconds().max(0);
             metrics.add(names::EVENT_AGE, Unit::Milliseconds, age as f64);
@@ -176,7 +233,9 @@ where
             span.in_scope(|| tracing::error!(%error, "message failed"));
             metrics.add(names::CONSUMER_FAILURES, Unit::Count, 1.0);
             failures.push(id);
-            stopped = is_fifo(message);
+            if let Some(group) = group {
+                stopped_groups.insert(group);
+            }
         }
     }
     let mut response = SqsBatchResponse::default();

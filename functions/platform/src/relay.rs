@@ -24,7 +24,6 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use serde::Serialize;
 
-
 use crate::metrics::{Metrics, Unit, names};
 
 /// At most this many messages per SNS `PublishBatch` (its limit).
@@ -223,7 +222,9 @@ pub enum RecordError {
     NotAnEvent(#[from] serde_dynamo::Error),
     #[error("the event cannot be encoded: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error("event {0} is not a CloudEvents 1.0 event with an id derived from its subject and type")]
+    #[error(
+        "event {0} is not a CloudEvents 1.0 event with an id derived from its subject and type"
+    )]
     Foreign(String),
 }
 

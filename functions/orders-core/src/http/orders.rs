@@ -61,7 +61,10 @@ pub struct OrderRequest {
 pub fn parse_order_request(mut body: Value) -> Result<OrderRequest, Problem> {
     let mut errors = Vec::new();
     let (method, address) = match body.as_object_mut() {
-        Some(object) => (object.remove("paymentMethod"), object.remove("shippingAddress")),
+        Some(object) => (
+            object.remove("paymentMethod"),
+            object.remove("shippingAddress"),
+        ),
         None => (None, None),
     };
     let payment_method = match method {

@@ -236,16 +236,34 @@ mod tests {
     fn an_authorization_confirms_only_a_pending_order_before_its_deadline() {
         let order = pending();
         let now = Utc::now();
-        let Step::Change { order: confirmed, event: Some(OrderEventType::OrderConfirmed), deadline: Deadline::NotPassed(_), .. } =
-            step(&event(SagaEventType::PaymentAuthorized, &order), &order, now)
+        let Step::Change {
+            order: confirmed,
+            event: Some(OrderEventType::OrderConfirmed),
+            deadline: Deadline::NotPassed(_),
+            ..
+        } = step(
+            &event(SagaEventType::PaymentAuthorized, &order),
+            &order,
+            now,
+        )
         else {
             panic!("not confirmed");
         };
         assert_eq!(confirmed.status, OrderStatus::Confirmed);
-        assert_eq!(confirmed.payment.unwrap().charge_id.as_deref(), Some("ch_1"));
+        assert_eq!(
+            confirmed.payment.unwrap().charge_id.as_deref(),
+            Some("ch_1")
+        );
         let late = order.expires_at.unwrap() + chrono::Duration::seconds(1);
-        let Step::Change { order: noted, event: None, .. } =
-            step(&event(SagaEventType::PaymentAuthorized, &order), &order, late)
+        let Step::Change {
+            order: noted,
+            event: None,
+            ..
+        } = step(
+            &event(SagaEventType::PaymentAuthorized, &order),
+            &order,
+            late,
+        )
         else {
             panic!("a late authorization confirmed the order");
         };
@@ -261,8 +279,11 @@ mod tests {
             Step::Change { event: None, .. }
         ));
         let shipped = confirmed.shipped("shp_1".into());
-        let Step::Change { order, event: Some(OrderEventType::OrderFulfilled), .. } =
-            step(&captured, &shipped, Utc::now())
+        let Step::Change {
+            order,
+            event: Some(OrderEventType::OrderFulfilled),
+            ..
+        } = step(&captured, &shipped, Utc::now())
         else {
             panic!("not fulfilled");
         };
@@ -271,7 +292,8 @@ mod tests {
 
     #[test]
     fn a_shipment_of_a_cancelled_order_is_only_recorded() {
-        let cancelled = pending().cancelled(Utc::now(), crate::domain::CancellationReason::Customer);
+        let cancelled =
+            pending().cancelled(Utc::now(), crate::domain::CancellationReason::Customer);
         let shipment = event(SagaEventType::ShipmentCreated, &cancelled);
         assert_eq!(step(&shipment, &cancelled, Utc::now()), Step::Record);
         let declined = event(SagaEventType::PaymentDeclined, &cancelled);

@@ -11,7 +11,6 @@ pub mod ports;
 
 pub use apply::{ApplyError, Consumer, apply};
 pub use cancel::{CancelBy, CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
-pub use expire::{EXPIRY_BATCH, Expired, expire_orders};
 pub use catalogue::{
     AdjustStock, AdjustStockDeps, AdjustStockError, Adjusted, Put, PutProductError, adjust_stock,
 };
@@ -19,6 +18,7 @@ pub(crate) use create::seconds_to_next_minute;
 pub use create::{
     CreateOrder, CreateOrderDeps, CreateOrderError, Created, create_order, request_hash,
 };
+pub use expire::{EXPIRY_BATCH, Expired, expire_orders};
 pub use platform::retry::RetryPolicy;
 
 #[cfg(test)]

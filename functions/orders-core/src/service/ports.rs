@@ -138,7 +138,10 @@ pub trait ChangeOrder: Send + Sync {
 
 /// Records a consumed event whose only effect is being recorded.
 pub trait RecordConsumed: Send + Sync {
-    fn record(&self, consumed: &Consumed) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+    fn record(
+        &self,
+        consumed: &Consumed,
+    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
 }
 
 /// The PENDING orders whose reservation deadline has passed.

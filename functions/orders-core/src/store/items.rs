@@ -8,7 +8,8 @@ use platform::dynamo::{StoreError, decode, s};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Currency, MaxPerOrder, Money, Order, OrderStatus, Product, ProductId, ProductName, Stock, UserId,
+    Currency, MaxPerOrder, Money, Order, OrderStatus, Product, ProductId, ProductName, Stock,
+    UserId,
 };
 use crate::service::ports::StoredOrder;
 

@@ -14,8 +14,8 @@ mod items;
 mod place_order;
 mod reads;
 
-pub use platform::dynamo::StoreError;
 pub use items::EXPIRING_INDEX;
+pub use platform::dynamo::StoreError;
 pub use reads::ORDERS_BY_USER_INDEX;
 
 /// The DynamoDB-backed store of products, orders, the outbox and the inbox.
