@@ -166,7 +166,13 @@ pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
     let sns = aws_sdk_sns::Client::new(&config);
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
     let mut names = provision::create_tables(&dynamo, &template, &options.prefix).await?;
+    names.extend(
+        crate::secrets::create_secrets(&secrets, &template, &options.prefix)
+            .await
+            .map_err(|e| DevError::Setup(e.to_string()))?,
+    );
     let queues = queues::create_queues(&sqs, &template, &options.prefix).await?;
     let topics = crate::topics::create_topics(&sns, &template, &options.prefix, &queues).await?;
     names.extend(queues.urls.clone());
@@ -429,8 +435,9 @@ async fn run_queue(app: Arc<LocalApp>, function: String, trigger: Trigger) -> Re
         app.queue_arns[&queue].clone(),
         batch_size,
     );
-    // Locally a failed message is not held for the whole visibility timeout.
-    mapping.retry_now = true;
+    // Locally a failed message is not held for the whole visibility timeout — unless the function
+    // spaces its own retries (it is given its queue's URL to change the visibility).
+    mapping.retry_now = !app.launches[&function].env.contains_key("QUEUE_URL");
     let pool = app.pools[&function].clone();
     loop {
         let delivered = mapping

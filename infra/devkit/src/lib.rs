@@ -10,6 +10,7 @@ pub mod mapping;
 pub mod provision;
 pub mod queues;
 pub mod rie;
+pub mod secrets;
 pub mod template;
 pub mod topics;
 

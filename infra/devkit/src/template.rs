@@ -379,6 +379,26 @@ impl Template {
                 return Ok(v);
             }
         }
+        // `!Sub "text ${Name}"`: each `${Name}` resolved as a `!Ref Name`.
+        if let Some(text) = value.get("Fn::Sub").and_then(Value::as_str) {
+            let mut out = String::new();
+            let mut rest = text;
+            while let Some(start) = rest.find("${") {
+                let end = rest[start..]
+                    .find('}')
+                    .ok_or_else(|| TemplateError::Unresolvable(value.to_string()))?;
+                out.push_str(&rest[..start]);
+                let name = &rest[start + 2..start + end];
+                out.push_str(&self.resolve(
+                    &serde_json::json!({ "Ref": name }),
+                    names,
+                    overrides,
+                )?);
+                rest = &rest[start + end + 1..];
+            }
+            out.push_str(rest);
+            return Ok(out);
+        }
         Err(TemplateError::Unresolvable(value.to_string()))
     }
 }

@@ -2,19 +2,18 @@
 //! re-reads, state checks) with `cargo test` alone. What the database guarantees (atomicity,
 //! conditions under concurrency) is tested against DynamoDB Local in `tests/`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
-use platform::consumer::Applied;
-use platform::dynamo::StoreError;
+use platform::dynamo::{Consumed, Recorded, StoreError};
 
+use super::CreateOrderError;
 use super::ports::{
-    CancelOrder, EventInbox, NewOrder, PlaceOrder, ReadOrder, ReadProducts, StoredOrder,
+    ChangeOrder, ChangeOrderError, Deadline, NewOrder, OrderChange, PlaceOrder, ReadOrder,
+    ReadProducts, RecordConsumed, StoredOrder,
 };
-use super::{ApplyError, CancelOrderError, CreateOrderError};
-use crate::domain::{Order, OrderId, OrderStatus, Product, ProductId, Stock};
-use crate::events::OrderEvent;
+use crate::domain::{OrderId, OrderStatus, Product, ProductId, Stock};
+use crate::events::OrderEventType;
 
 #[derive(Default)]
 pub(super) struct FakeStore {
@@ -22,6 +21,8 @@ pub(super) struct FakeStore {
     pub orders: Mutex<HashMap<OrderId, StoredOrder>>,
     /// (consumer, event id) of every event applied.
     pub inbox: Mutex<HashSet<(String, String)>>,
+    /// The type of every order event written, in order.
+    pub events: Mutex<Vec<OrderEventType>>,
     /// The next this many transactions fail as a conflict would.
     pub conflicts: Mutex<u32>,
     pub transactions: Mutex<u32>,
@@ -116,86 +117,75 @@ impl PlaceOrder for FakeStore {
     }
 }
 
-impl CancelOrder for FakeStore {
-    async fn cancel_order(
-        &self,
-        order: &Order,
-        _event: &OrderEvent,
-        not_restocked: &BTreeSet<ProductId>,
-    ) -> Result<(), CancelOrderError> {
+impl ChangeOrder for FakeStore {
+    async fn change_order(&self, change: &OrderChange<'_>) -> Result<(), ChangeOrderError> {
         if self.conflict() {
-            return Err(CancelOrderError::StatusChanged);
+            return Err(ChangeOrderError::Changed);
         }
+        if let Some(consumed) = change.consumed
+            && self
+                .inbox
+                .lock()
+                .unwrap()
+                .contains(&(consumed.consumer.clone(), consumed.event_id.clone()))
+        {
+            return Err(ChangeOrderError::AlreadyApplied);
+        }
+        let order = change.order;
         let mut orders = self.orders.lock().unwrap();
         let stored = orders
             .get_mut(&order.order_id)
-            .filter(|s| s.order.user_id == order.user_id && s.order.status.is_cancellable())
-            .ok_or(CancelOrderError::StatusChanged)?;
-        let mut products = self.products.lock().unwrap();
-        let lines = || {
-            order
-                .items
-                .iter()
-                .filter(|l| !not_restocked.contains(&l.product_id))
+            .ok_or(ChangeOrderError::Changed)?;
+        let deadline_holds = match (change.deadline, stored.order.expires_at) {
+            (Deadline::Any, _) => true,
+            (Deadline::NotPassed(at), Some(until)) => until > at,
+            (Deadline::Passed(at), Some(until)) => until <= at,
+            (_, None) => false,
         };
-        let gone: Vec<ProductId> = lines()
+        if stored.order.status != change.from
+            || (change.unshipped && stored.order.shipment_id.is_some())
+            || !deadline_holds
+        {
+            return Err(ChangeOrderError::Changed);
+        }
+        let mut products = self.products.lock().unwrap();
+        let gone: Vec<ProductId> = change
+            .restock
+            .iter()
             .filter(|l| !products.contains_key(&l.product_id))
             .map(|l| l.product_id.clone())
             .collect();
         if !gone.is_empty() {
-            return Err(CancelOrderError::ProductGone(gone));
+            return Err(ChangeOrderError::ProductGone(gone));
         }
         stored.order = order.clone();
-        for line in lines() {
+        for line in &change.restock {
             if let Some(product) = products.get_mut(&line.product_id) {
                 product.stock =
                     Stock::on_hand(product.stock.get() + i64::from(line.quantity.get()))
                         .expect("stock plus units is not negative");
             }
         }
+        if let Some(event) = change.event {
+            self.events.lock().unwrap().push(event.event_type);
+        }
+        if let Some(consumed) = change.consumed {
+            self.inbox
+                .lock()
+                .unwrap()
+                .insert((consumed.consumer.clone(), consumed.event_id.clone()));
+        }
         Ok(())
     }
 }
 
-impl EventInbox for FakeStore {
-    async fn confirm(
-        &self,
-        consumer: &str,
-        order_id: OrderId,
-        event: &OrderEvent,
-        at: DateTime<Utc>,
-    ) -> Result<Applied<OrderStatus>, ApplyError> {
-        if self
-            .inbox
-            .lock()
-            .unwrap()
-            .contains(&(consumer.to_owned(), event.id.clone()))
-        {
-            return Ok(Applied::Duplicate);
-        }
-        let status = match self.orders.lock().unwrap().get_mut(&order_id) {
-            None => return Err(ApplyError::UnknownOrder(order_id)),
-            Some(stored) if stored.order.status == OrderStatus::Created => {
-                stored.order.status = OrderStatus::Confirmed;
-                None
-            }
-            Some(stored) => Some(stored.order.status),
-        };
-        self.record(consumer, event, at).await?;
-        Ok(status.map_or(Applied::Done, Applied::Skipped))
-    }
-
-    async fn record(
-        &self,
-        consumer: &str,
-        event: &OrderEvent,
-        _at: DateTime<Utc>,
-    ) -> Result<Applied<OrderStatus>, ApplyError> {
-        let key = (consumer.to_owned(), event.id.clone());
+impl RecordConsumed for FakeStore {
+    async fn record(&self, consumed: &Consumed) -> Result<Recorded, StoreError> {
+        let key = (consumed.consumer.clone(), consumed.event_id.clone());
         Ok(if self.inbox.lock().unwrap().insert(key) {
-            Applied::Done
+            Recorded::Now
         } else {
-            Applied::Duplicate
+            Recorded::Before
         })
     }
 }

@@ -10,9 +10,10 @@ use platform::metrics::Metrics;
 use super::fake::FakeStore;
 use super::*;
 use crate::domain::{
-    Currency, IdempotencyKey, Money, OrderStatus, Product, ProductId, ProductName, Stock, UserId,
+    CancellationReason, Currency, IdempotencyKey, Money, Order, OrderStatus, PaymentMethod,
+    PaymentStatus, Product, ProductId, ProductName, Stock, UserId,
 };
-use crate::events::{OrderEventType, order_event};
+use crate::events::{OrderEventType, SagaEvent, SagaEventType, SagaFacts};
 
 fn pid(raw: &str) -> ProductId {
     ProductId::parse(raw).unwrap()
@@ -31,7 +32,17 @@ fn product(id: &str, stock: i64) -> Product {
 fn orders_consumer() -> Consumer {
     Consumer {
         name: "orders".into(),
-        producer: "orders".into(),
+        producers: platform::consumer::Producers::parse("payment=payments;shipment=fulfillment")
+            .unwrap(),
+    }
+}
+
+fn cancel_deps(store: FakeStore) -> CancelOrderDeps<FakeStore> {
+    CancelOrderDeps {
+        store,
+        event_source: "orders".into(),
+        retry: fast(),
+        metrics: Arc::new(Metrics::discard()),
     }
 }
 
@@ -48,6 +59,7 @@ fn deps(store: FakeStore) -> CreateOrderDeps<FakeStore> {
         store,
         orders_per_minute: 10,
         event_source: "orders".into(),
+        reservation: chrono::Duration::minutes(15),
         retry: fast(),
         metrics: Arc::new(Metrics::discard()),
     }
@@ -57,6 +69,8 @@ fn request(user: &str, lines: &[(&str, u32)], key: Option<&str>) -> CreateOrder 
     CreateOrder {
         user: UserId::parse(user).unwrap(),
         lines: crate::fixtures::lines(lines),
+        payment_method: PaymentMethod::parse("tok_visa").unwrap(),
+        shipping_address: None,
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
         trace: None,
     }
@@ -145,14 +159,16 @@ async fn cancelling_gives_the_stock_back_once_and_only_to_the_owner() {
         retry: fast(),
         metrics: Arc::new(Metrics::discard()),
     };
-    let bob = UserId::parse("bob").unwrap();
-    let alice = UserId::parse("alice").unwrap();
+    let bob = CancelBy::Customer(UserId::parse("bob").unwrap());
+    let alice = CancelBy::Customer(UserId::parse("alice").unwrap());
     let stranger = cancel_order(&cancel, &bob, order.order_id, None, Utc::now()).await;
     assert!(matches!(stranger, Err(CancelOrderError::NotFound)));
     // A concurrent change makes the first attempt fail its condition: it is read again and retried.
     *cancel.store.conflicts.lock().unwrap() = 1;
     let now = cancel_order(&cancel, &alice, order.order_id, None, Utc::now()).await;
-    assert!(matches!(now, Ok(Cancelled::Now(o)) if o.status == OrderStatus::Cancelled));
+    assert!(matches!(now, Ok(Cancelled::Now(o))
+        if o.status == OrderStatus::Cancelled
+            && o.cancellation_reason == Some(CancellationReason::Customer)));
     let again = cancel_order(&cancel, &alice, order.order_id, None, Utc::now()).await;
     assert!(matches!(again, Ok(Cancelled::Already(_))));
     assert_eq!(cancel.store.stock(&pid("p-1")), 5);
@@ -189,7 +205,7 @@ async fn an_order_whose_product_was_deleted_is_cancelled_without_restocking_that
         metrics: Arc::new(metrics),
     };
     // WHEN its owner cancels it
-    let alice = UserId::parse("alice").unwrap();
+    let alice = CancelBy::Customer(UserId::parse("alice").unwrap());
     let done = cancel_order(&cancel, &alice, order.order_id, None, Utc::now()).await;
     // THEN it is cancelled, p-1 is restocked, and p-2's 3 units are counted as not restocked
     assert!(matches!(done, Ok(Cancelled::Now(o)) if o.status == OrderStatus::Cancelled));
@@ -202,8 +218,8 @@ async fn an_order_whose_product_was_deleted_is_cancelled_without_restocking_that
     );
 }
 
-#[tokio::test]
-async fn an_order_event_confirms_once_and_never_a_cancelled_order() {
+/// Alice's and Bob's PENDING orders of one p-1 each (stock 5), and the deps to apply events.
+async fn two_pending_orders() -> (CancelOrderDeps<FakeStore>, Vec<Order>) {
     let deps = deps(FakeStore::default().with_product(product("p-1", 5)));
     let mut orders = Vec::new();
     for user in ["alice", "bob"] {
@@ -216,56 +232,179 @@ async fn an_order_event_confirms_once_and_never_a_cancelled_order() {
         };
         orders.push(order);
     }
-    deps.store
-        .set_status(orders[1].order_id, OrderStatus::Cancelled);
-    let event = |order: &crate::domain::Order| {
-        order_event(OrderEventType::OrderCreated, "orders", order, Utc::now())
-    };
-    let store = &deps.store;
+    (cancel_deps(deps.store), orders)
+}
+
+fn saga_event(event_type: SagaEventType, source: &str, order: &Order) -> SagaEvent {
+    SagaEvent::new(
+        event_type,
+        source,
+        &order.order_id.to_string(),
+        SagaFacts {
+            order_id: order.order_id,
+            charge_id: Some("ch_1".into()),
+            decline_code: Some("card_declined".into()),
+            shipment_id: Some("shp_1".into()),
+        },
+        Utc::now(),
+    )
+}
+
+async fn order_now(deps: &CancelOrderDeps<FakeStore>, order: &Order) -> Order {
+    deps.store.orders.lock().unwrap()[&order.order_id]
+        .order
+        .clone()
+}
+
+#[tokio::test]
+async fn the_happy_path_confirms_ships_and_fulfils_once_each() {
+    let (deps, orders) = two_pending_orders().await;
+    let order = &orders[0];
+    let consumer = orders_consumer();
+    for (event_type, source, status) in [
+        (
+            SagaEventType::PaymentAuthorized,
+            "payments",
+            OrderStatus::Confirmed,
+        ),
+        (
+            SagaEventType::ShipmentCreated,
+            "fulfillment",
+            OrderStatus::Confirmed,
+        ),
+        (
+            SagaEventType::PaymentCaptured,
+            "payments",
+            OrderStatus::Fulfilled,
+        ),
+    ] {
+        let event = saga_event(event_type, source, order);
+        assert_eq!(
+            apply(&deps, &consumer, &event, Utc::now()).await.unwrap(),
+            Applied::Done
+        );
+        assert_eq!(
+            apply(&deps, &consumer, &event, Utc::now()).await.unwrap(),
+            Applied::Duplicate,
+            "a redelivered {event_type:?} changes nothing"
+        );
+        assert_eq!(order_now(&deps, order).await.status, status);
+    }
+    let done = order_now(&deps, order).await;
+    assert_eq!(done.shipment_id.as_deref(), Some("shp_1"));
+    assert_eq!(done.payment.unwrap().status, PaymentStatus::Captured);
     assert_eq!(
-        apply(store, &orders_consumer(), &event(&orders[0]), Utc::now())
+        *deps.store.events.lock().unwrap(),
+        [
+            OrderEventType::OrderConfirmed,
+            OrderEventType::OrderShipped,
+            OrderEventType::OrderFulfilled
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_decline_cancels_with_the_stock_back_and_a_late_authorization_only_notes() {
+    let (deps, orders) = two_pending_orders().await;
+    let consumer = orders_consumer();
+    let declined = saga_event(SagaEventType::PaymentDeclined, "payments", &orders[0]);
+    assert_eq!(
+        apply(&deps, &consumer, &declined, Utc::now())
             .await
             .unwrap(),
         Applied::Done
     );
+    let cancelled = order_now(&deps, &orders[0]).await;
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(
-        apply(store, &orders_consumer(), &event(&orders[0]), Utc::now())
+        cancelled.cancellation_reason,
+        Some(CancellationReason::PaymentDeclined)
+    );
+    assert_eq!(
+        cancelled.payment.unwrap().decline_code.as_deref(),
+        Some("card_declined")
+    );
+    assert_eq!(deps.store.stock(&pid("p-1")), 4, "alice's unit is back");
+    assert_eq!(
+        apply(&deps, &consumer, &declined, Utc::now())
             .await
             .unwrap(),
         Applied::Duplicate
     );
+    // Bob's order expires; its authorization arrives after: noted, never confirmed.
+    let late = orders[1].expires_at.unwrap() + chrono::Duration::seconds(1);
+    let expired = cancel_order(&deps, &CancelBy::Expiry, orders[1].order_id, None, late).await;
+    assert!(matches!(expired, Ok(Cancelled::Now(o))
+        if o.cancellation_reason == Some(CancellationReason::Expired)));
+    let authorized = saga_event(SagaEventType::PaymentAuthorized, "payments", &orders[1]);
     assert_eq!(
-        apply(store, &orders_consumer(), &event(&orders[1]), Utc::now())
-            .await
-            .unwrap(),
+        apply(&deps, &consumer, &authorized, late).await.unwrap(),
         Applied::Skipped(OrderStatus::Cancelled)
     );
-    let mut stray = event(&orders[0]);
-    stray.subject = "not-an-order".into();
+    let bob = order_now(&deps, &orders[1]).await;
+    assert_eq!(bob.status, OrderStatus::Cancelled);
+    assert_eq!(bob.payment.unwrap().status, PaymentStatus::Authorized);
+    assert_eq!(deps.store.stock(&pid("p-1")), 5);
+}
+
+#[tokio::test]
+async fn expiry_cancels_only_pending_orders_past_their_deadline() {
+    let (deps, orders) = two_pending_orders().await;
+    let now = Utc::now();
+    let early = cancel_order(&deps, &CancelBy::Expiry, orders[0].order_id, None, now).await;
+    assert!(matches!(early, Ok(Cancelled::NotDue(_))));
+    let confirmed = saga_event(SagaEventType::PaymentAuthorized, "payments", &orders[0]);
+    apply(&deps, &orders_consumer(), &confirmed, now)
+        .await
+        .unwrap();
+    let late = orders[0].expires_at.unwrap() + chrono::Duration::minutes(1);
+    let never = cancel_order(&deps, &CancelBy::Expiry, orders[0].order_id, None, late).await;
+    assert!(matches!(never, Ok(Cancelled::NotDue(o)) if o.status == OrderStatus::Confirmed));
+    // A shipped order can no longer be cancelled by its owner.
+    let shipped = saga_event(SagaEventType::ShipmentCreated, "fulfillment", &orders[0]);
+    apply(&deps, &orders_consumer(), &shipped, now)
+        .await
+        .unwrap();
+    let alice = CancelBy::Customer(UserId::parse("alice").unwrap());
+    let refused = cancel_order(&deps, &alice, orders[0].order_id, None, now).await;
+    assert!(matches!(refused, Err(CancelOrderError::NotCancellable(_))));
+    assert_eq!(deps.store.stock(&pid("p-1")), 3);
+}
+
+#[tokio::test]
+async fn only_the_producer_of_a_type_about_the_order_it_carries_is_applied() {
+    let (deps, orders) = two_pending_orders().await;
+    let consumer = orders_consumer();
+    let from_elsewhere = saga_event(SagaEventType::PaymentAuthorized, "fulfillment", &orders[0]);
     assert!(matches!(
-        apply(store, &orders_consumer(), &stray, Utc::now()).await,
-        Err(ApplyError::Subject(_))
+        apply(&deps, &consumer, &from_elsewhere, Utc::now()).await,
+        Err(ApplyError::UnexpectedSource(_))
     ));
-    let unknown = event(&crate::fixtures::order(&[("p-1", 1)], 100));
-    assert!(matches!(
-        apply(store, &orders_consumer(), &unknown, Utc::now()).await,
-        Err(ApplyError::UnknownOrder(_))
-    ));
-    // Only the orders service's events, each about the order it carries.
-    let from_elsewhere = order_event(
-        OrderEventType::OrderCreated,
-        "payments",
-        &orders[0],
-        Utc::now(),
-    );
-    assert!(matches!(
-        apply(store, &orders_consumer(), &from_elsewhere, Utc::now()).await,
-        Err(ApplyError::UnexpectedSource { .. })
-    ));
-    let mut swapped = event(&orders[0]);
+    let mut swapped = saga_event(SagaEventType::PaymentAuthorized, "payments", &orders[0]);
     swapped.subject = orders[1].order_id.to_string();
     assert!(matches!(
-        apply(store, &orders_consumer(), &swapped, Utc::now()).await,
+        apply(&deps, &consumer, &swapped, Utc::now()).await,
         Err(ApplyError::SubjectMismatch { .. })
     ));
+    let mut stray = saga_event(SagaEventType::PaymentAuthorized, "payments", &orders[0]);
+    stray.subject = "not-an-order".into();
+    assert!(matches!(
+        apply(&deps, &consumer, &stray, Utc::now()).await,
+        Err(ApplyError::Subject(_))
+    ));
+    let unknown = crate::fixtures::order(&[("p-1", 1)], 100);
+    assert!(matches!(
+        apply(
+            &deps,
+            &consumer,
+            &saga_event(SagaEventType::PaymentAuthorized, "payments", &unknown),
+            Utc::now()
+        )
+        .await,
+        Err(ApplyError::UnknownOrder(_))
+    ));
+    assert_eq!(
+        order_now(&deps, &orders[0]).await.status,
+        OrderStatus::Pending
+    );
 }

@@ -141,7 +141,7 @@ fn explain(order: &Order, limit: u32, cancellation: &Cancellation<Action>) -> Cr
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 
     use super::*;
 
