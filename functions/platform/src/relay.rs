@@ -222,9 +222,8 @@ pub enum RecordError {
     NotAnEvent(#[from] serde_dynamo::Error),
     #[error("the event cannot be encoded: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error(
-        "event {0} is not a CloudEvents 1.0 event with an id derived from its subject and type"
-    )]
+    /// Not a CloudEvents 1.0 event whose id derives from its subject and type.
+    #[error("the new image is not an outbox event: {0}")]
     Foreign(String),
 }
 
@@ -264,12 +263,20 @@ impl OutboxEvents for SharedOutbox {
             event.remove(name);
         }
         let event = serde_json::Value::Object(event);
-        let envelope: Envelope = serde_json::from_value(event.clone())?;
-        if envelope.specversion != crate::events::SPEC_VERSION
-            || envelope.id
-                != crate::events::event_id(&envelope.subject, &envelope.event_type).to_string()
+        let envelope: Envelope = serde_json::from_value(event.clone())
+            .map_err(|e| RecordError::Foreign(e.to_string()))?;
+        if envelope.specversion != crate::events::SPEC_VERSION {
+            return Err(RecordError::Foreign(format!(
+                "specversion {}",
+                envelope.specversion
+            )));
+        }
+        if envelope.id != crate::events::event_id(&envelope.subject, &envelope.event_type).to_string()
         {
-            return Err(RecordError::Foreign(envelope.id));
+            return Err(RecordError::Foreign(format!(
+                "id {} is not derived from its subject and type",
+                envelope.id
+            )));
         }
         Ok(Outgoing {
             trace_header: envelope

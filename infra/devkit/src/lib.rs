@@ -16,5 +16,6 @@ pub mod topics;
 
 pub use provision::{ProvisionError, create_tables, table_name};
 pub use queues::{Queues, create_queues};
+pub use secrets::create_secrets;
 pub use template::{PhysicalNames, Template, TemplateError, Trigger};
 pub use topics::{Topics, create_topics};

@@ -18,7 +18,13 @@ async fn created_order_is_priced_from_the_catalogue_and_located() {
     assert_eq!(answer.status, 201, "{}", answer.body);
     let order = &answer.body;
     assert_eq!(order["userId"], "alice");
-    assert_eq!(order["status"], "CREATED");
+    assert_eq!(order["status"], "PENDING");
+    assert_eq!(order["paymentMethod"], "tok_visa");
+    assert_eq!(order["payment"], json!({"status": "pending"}));
+    let created = chrono::DateTime::parse_from_rfc3339(order["createdAt"].as_str().unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(order["expiresAt"].as_str().unwrap()).unwrap();
+    let minutes: i64 = app.env("CreateOrderFunction", "RESERVATION_MINUTES").parse().unwrap();
+    assert_eq!(expires - created, chrono::Duration::minutes(minutes));
     assert_eq!(
         order["items"][0]["unitPrice"],
         json!({"amount": 1999, "currency": "EUR"})
@@ -52,7 +58,10 @@ async fn single_line_form_is_accepted() {
     app.add_product("p-1", 100, "EUR", 5).await;
     let answer = create(
         &app.create_deps(),
-        order_by("alice", json!({"productId": "p-1", "quantity": 2})),
+        order_by(
+            "alice",
+            json!({"productId": "p-1", "quantity": 2, "paymentMethod": "tok_visa"}),
+        ),
     )
     .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
@@ -84,7 +93,7 @@ async fn identity_and_scope_are_enforced() {
 async fn the_user_id_is_never_taken_from_the_body() {
     let app = TestApp::new().await;
     app.add_product("p-1", 100, "EUR", 5).await;
-    let body = json!({"items": [{"productId": "p-1", "quantity": 1}], "userId": "mallory"});
+    let body = json!({"items": [{"productId": "p-1", "quantity": 1}], "paymentMethod": "tok_visa", "userId": "mallory"});
     let answer = create(&app.create_deps(), order_by("alice", body)).await;
     let problem = answer.problem(400, "validation-failed");
     assert_eq!(problem["errors"][0]["pointer"], "/userId");

@@ -190,36 +190,63 @@ async fn only_the_owner_may_cancel() {
     cancel(&deps, cancel_event("alice", &id).anonymous())
         .await
         .problem(401, "unauthorized");
-    assert_eq!(app.status(&id).await, "CREATED");
+    assert_eq!(app.status(&id).await, "PENDING");
     assert_eq!((app.stock("a").await, app.stock("b").await), (8, 7));
 }
 
 #[tokio::test]
-async fn a_confirmed_order_can_be_cancelled_and_the_consumer_records_it() {
+async fn a_confirmed_order_can_be_cancelled_its_authorization_voided_and_its_shipment_called_off() {
+    // GIVEN an order confirmed by its payment's authorization
     let app = TestApp::new().await;
+    let services = app.services().await;
     let id = placed(&app).await;
+    let authorized = platform::consumer::SqsEvent::default();
+    drop(authorized);
     let mut mapping = app.outbox_mapping().await;
     app.relay_all(&mut mapping, &app.publisher()).await;
-    app.consume_all(&app.store).await;
+    let payments = app.mapping_of("PaymentEventsQueue");
+    payments
+        .deliver_once(0, |event| async {
+            Ok::<_, std::convert::Infallible>(
+                payments_core::consumer::consume(
+                    &services.payments,
+                    &services.redelivery,
+                    &app.metrics,
+                    event,
+                )
+                .await,
+            )
+        })
+        .await
+        .unwrap();
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    app.consume_all(&app.cancel_deps()).await;
     assert_eq!(app.status(&id).await, "CONFIRMED");
 
+    // WHEN its owner cancels it before fulfillment has recorded a shipment
     let answer = cancel(&cancel_deps(&app), cancel_event("alice", &id)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["cancellationReason"], "customer");
     assert_eq!((app.stock("a").await, app.stock("b").await), (10, 10));
 
-    // order.cancelled reaches the consumer, which records it.
-    app.relay_all(&mut mapping, &app.publisher()).await;
-    let deliveries = app.consume_all(&app.store).await;
-    assert_eq!(deliveries.iter().map(|d| d.received).sum::<usize>(), 1);
-    assert_eq!(deliveries.iter().map(|d| d.failed).sum::<usize>(), 0);
-    assert_eq!(app.count(&app.tables().inbox.clone()).await, 2);
+    // THEN the saga settles: the authorization is voided, the shipment (recorded from
+    // order.confirmed in the meantime) is called off, and the order stays CANCELLED
+    app.settle(&services).await;
     assert_eq!(app.status(&id).await, "CANCELLED");
+    let order = app.item(&app.tables().orders.clone(), "orderId", &id).await.unwrap();
+    assert_eq!(order["payment"]["status"], "voided", "{order}");
+    assert!(order.get("shipmentId").is_none());
+    let payment = app.item(&app.env("PaymentEventsFunction", "PAYMENTS_TABLE"), "orderId", &id).await.unwrap();
+    assert_eq!(payment["status"], "voided");
+    let shipment = app.item(&app.env("ShipmentEventsFunction", "SHIPMENTS_TABLE"), "orderId", &id).await.unwrap();
+    assert_eq!(shipment["status"], "cancelled");
 }
 
 #[tokio::test]
-async fn a_cancelled_order_is_never_confirmed() {
-    // GIVEN an order cancelled before its order.created event is consumed
+async fn a_cancelled_order_is_never_confirmed_and_its_late_authorization_is_voided() {
+    // GIVEN an order cancelled before payments has seen its order.created
     let app = TestApp::new().await;
+    let services = app.services().await;
     let id = placed(&app).await;
     assert_eq!(
         cancel(&cancel_deps(&app), cancel_event("alice", &id))
@@ -227,13 +254,18 @@ async fn a_cancelled_order_is_never_confirmed() {
             .status,
         200
     );
-    // WHEN both events are relayed and consumed
-    let mut mapping = app.outbox_mapping().await;
-    app.relay_all(&mut mapping, &app.publisher()).await;
-    let deliveries = app.consume_all(&app.store).await;
-    // THEN both succeed, and the order stays CANCELLED
-    assert_eq!(deliveries.iter().map(|d| d.received).sum::<usize>(), 2);
-    assert_eq!(deliveries.iter().map(|d| d.failed).sum::<usize>(), 0);
+    // WHEN the saga runs (payments authorizes, then reads the cancel)
+    let settled = app.settle(&services).await;
+    // THEN nothing failed, the order stays CANCELLED, and the authorization was voided
+    assert_eq!(settled.failed, 0);
     assert_eq!(app.status(&id).await, "CANCELLED");
-    assert_eq!(app.count(&app.tables().inbox.clone()).await, 2);
+    let order = app.item(&app.tables().orders.clone(), "orderId", &id).await.unwrap();
+    assert_eq!(order["payment"]["status"], "voided", "{order}");
+    assert_eq!((app.stock("a").await, app.stock("b").await), (10, 10));
+    assert!(
+        app.item(&app.env("ShipmentEventsFunction", "SHIPMENTS_TABLE"), "orderId", &id)
+            .await
+            .is_none(),
+        "nothing is shipped for a cancelled order"
+    );
 }

@@ -240,6 +240,11 @@ async fn a_limit_set_while_an_order_is_placed_is_held_by_the_transaction() {
             orders_core::domain::Quantity::new(3).unwrap(),
         )])
         .unwrap(),
+        orders_core::domain::Checkout {
+            payment_method: orders_core::domain::PaymentMethod::parse("tok_visa").unwrap(),
+            shipping_address: None,
+            expires_at: chrono::Utc::now() + deps.reservation,
+        },
         chrono::Utc::now(),
         |id| products.get(id).map(|p| p.price),
     )

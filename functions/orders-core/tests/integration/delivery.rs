@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use orders_core::config::reconcile_after;
-use orders_core::events::OrderOutbox;
 use platform::reconcile::{Reconciled, Reconciler};
-use platform::relay::{DeadLetter, Outgoing, PublishError, Publisher, TopicPublisher};
+use platform::relay::{
+    DeadLetter, Outgoing, PublishError, Publisher, SharedOutbox, TopicPublisher,
+};
 use serde_json::Value;
 
 use crate::support::*;
@@ -128,7 +129,7 @@ async fn a_send_outage_delays_events_and_loses_none_in_order_per_order() {
         let delivery = mapping
             .deliver_once(|event| async {
                 Ok::<_, std::convert::Infallible>(
-                    platform::relay::relay::<OrderOutbox, _>(&outage, &app.metrics, event).await,
+                    platform::relay::relay::<SharedOutbox, _>(&outage, &app.metrics, event).await,
                 )
             })
             .await
@@ -153,8 +154,9 @@ async fn a_send_outage_delays_events_and_loses_none_in_order_per_order() {
     // AND SQS comes back
     outage.down.store(false, Ordering::SeqCst);
     app.relay_all(&mut mapping, &outage).await;
-    // THEN every event of the outbox arrived once, and each order's events in the order written
-    let received = receive_all(&app, "OrderEventsQueue").await;
+    // THEN every event of the outbox arrived once at payments (which takes order.created and
+    // order.cancelled), and each order's events in the order written
+    let received = receive_all(&app, "PaymentEventsQueue").await;
     let outbox = app.events().await;
     assert_eq!(received.len(), outbox.len());
     assert_eq!(outbox.len(), ids.len() + 2);
@@ -192,8 +194,8 @@ async fn a_record_the_relay_cannot_send_is_set_aside_whole_and_the_rest_flow() {
     let deliveries = app.relay_all(&mut mapping, &app.publisher()).await;
     // THEN the foreign record was reported handled (the stream never stopped at it)
     assert!(deliveries.iter().all(|d| d.retry_from.is_none()));
-    // AND both orders' events reached the queue
-    assert_eq!(receive_all(&app, "OrderEventsQueue").await.len(), 2);
+    // AND both orders' events reached payments' queue
+    assert_eq!(receive_all(&app, "PaymentEventsQueue").await.len(), 2);
     // AND the foreign record is in the relay's dead-letter queue, whole, with the reason
     let dead = receive_all(&app, "RelayFailureQueue").await;
     assert_eq!(dead.len(), 1);
@@ -214,17 +216,16 @@ async fn a_record_the_relay_cannot_send_is_set_aside_whole_and_the_rest_flow() {
 
 #[tokio::test]
 async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
-    // GIVEN three orders relayed and consumed, and two whose stream records were never relayed
-    // (an outage longer than the stream keeps records)
+    // GIVEN three orders whose sagas ran to the end (7 events each, all consumed), and two whose
+    // order.created was never relayed (an outage longer than the stream keeps records)
     let app = TestApp::new().await;
+    let services = app.services().await;
     app.add_product("p-1", 100, "EUR", 1000).await;
     let mut ids = Vec::new();
     for user in ["a", "b", "c"] {
         ids.push(place(&app, user).await);
     }
-    let mut mapping = app.outbox_mapping().await;
-    app.relay_all(&mut mapping, &app.publisher()).await;
-    app.consume_all(&app.store).await;
+    app.settle(&services).await;
     for user in ["d", "e"] {
         ids.push(place(&app, user).await);
     }
@@ -242,7 +243,7 @@ async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
         let app = &app;
         async move {
             reconciler
-                .run::<OrderOutbox, _>(
+                .run::<SharedOutbox, _>(
                     &app.publisher(),
                     &app.metrics,
                     Utc::now() + Duration::minutes(minutes),
@@ -253,46 +254,21 @@ async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
     };
     // WHEN the reconciler runs before the events are N minutes old: nothing happens
     assert_eq!(run(0).await, Reconciled::default());
-    assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
-    // WHEN it runs after N minutes: the consumed events leave the pending index, the others are sent
+    assert_eq!(app.queue_depth("PaymentEventsQueue").await, 0);
+    // WHEN it runs after N minutes: the consumed events leave the pending index, the two
+    // order.created nobody recorded are sent again (to payments)
     let after = reconciler.after.num_minutes() + 1;
     let first = run(after).await;
-    assert_eq!((first.settled, first.republished), (3, 2));
-    app.consume_all(&app.store).await;
+    assert_eq!((first.settled, first.republished), (21, 2));
+    assert_eq!(app.queue_depth("PaymentEventsQueue").await, 2);
+    // AND their sagas run to the end (the stale stream records relayed too are duplicates)
+    app.settle(&services).await;
     for id in &ids {
-        assert_eq!(app.status(id).await, "CONFIRMED", "{id}");
+        assert_eq!(app.status(id).await, "FULFILLED", "{id}");
     }
-    // THEN the next run finds them recorded, and the one after that has nothing left to read
+    // THEN the next run finds all of theirs recorded, and the one after has nothing left to read
     let second = run(after + 5).await;
-    assert_eq!((second.settled, second.republished), (2, 0));
+    assert_eq!((second.settled, second.republished), (14, 0));
     assert_eq!(run(after + 10).await, Reconciled::default());
     assert_eq!(app.metric_total("EventsRepublished", &[]), 2.0);
-}
-
-#[tokio::test]
-async fn the_topic_delivers_to_the_order_events_queue_only_the_types_it_subscribed_to() {
-    // GIVEN the events topic, and the order-events queue subscribed with its filter policy
-    let app = TestApp::new().await;
-    let event = |event_type: &str, order: &str| Outgoing {
-        event_id: platform::events::event_id(order, event_type).to_string(),
-        event_type: event_type.to_owned(),
-        group_id: order.to_owned(),
-        body: serde_json::json!({"type": event_type, "subject": order}).to_string(),
-        trace_header: None,
-    };
-    // WHEN another service's event and an order event are published
-    let refused = app
-        .publisher()
-        .publish(&[
-            event("payment.authorized", "o-1"),
-            event("order.created", "o-2"),
-        ])
-        .await
-        .unwrap();
-    assert!(refused.is_empty());
-    // THEN the queue holds only the order event
-    let received = receive_all(&app, "OrderEventsQueue").await;
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].0, "o-2");
-    assert_eq!(received[0].1["type"], "order.created");
 }

@@ -5,15 +5,19 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use chrono::{DateTime, Utc};
-use orders_core::domain::{OrderId, OrderStatus};
-use orders_core::events::{OrderEvent, OrderEventType, OrderOutbox};
-use orders_core::service::ApplyError;
-use orders_core::service::ports::EventInbox;
+use chrono::Utc;
+use orders_core::domain::OrderId;
+use orders_core::events::{OrderEvent, OrderEventType, SagaEvent, SagaEventType, SagaFacts};
+use orders_core::service::ports::{
+    ChangeOrder, ChangeOrderError, OrderChange, ReadOrder, RecordConsumed, StoredOrder,
+};
 use orders_core::store::{DynamoStore, StoreError};
-use platform::consumer::{Applied, SqsEvent};
+use platform::consumer::SqsEvent;
+use platform::dynamo::{Consumed, Recorded};
 use platform::metrics::Metrics;
-use platform::relay::{DeadLetter, Outgoing, PublishError, Publisher, StreamEvent, relay};
+use platform::relay::{
+    DeadLetter, Outgoing, PublishError, Publisher, SharedOutbox, StreamEvent, relay,
+};
 use serde_json::Value;
 
 use crate::support::*;
@@ -57,7 +61,7 @@ impl Publisher for Recorder {
 async fn the_relay_fixture_relays_only_its_insert() {
     let event: StreamEvent = serde_json::from_value(fixture("outbox-relay.json")).unwrap();
     let recorder = Recorder::default();
-    let response = relay::<OrderOutbox, _>(&recorder, &Metrics::discard(), event).await;
+    let response = relay::<SharedOutbox, _>(&recorder, &Metrics::discard(), event).await;
     assert!(response.batch_item_failures.is_empty());
     let sent = recorder.0.lock().unwrap();
     assert_eq!(
@@ -86,7 +90,7 @@ async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
         .into_iter()
         .map(|e| (e["subject"].as_str().unwrap().to_owned(), e))
         .collect();
-    let messages = app.drain("OrderEventsQueue").await;
+    let messages = app.drain("PaymentEventsQueue").await;
     assert_eq!(messages.len(), 3);
     for m in &messages {
         let attrs = m.attributes.as_ref().unwrap();
@@ -122,7 +126,7 @@ async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
         .unwrap();
     let deliveries = app.relay_all(&mut mapping, &app.publisher()).await;
     assert_eq!(deliveries.iter().map(|d| d.records).sum::<usize>(), 2);
-    assert_eq!(app.queue_depth("OrderEventsQueue").await, 0);
+    assert_eq!(app.queue_depth("PaymentEventsQueue").await, 0);
 }
 
 #[tokio::test]
@@ -144,7 +148,7 @@ async fn an_orders_trace_travels_to_the_consumer_in_its_event() {
     app.relay_all(&mut mapping, &app.publisher()).await;
     // THEN the message the consumer's queue receives carries the trace as the event's traceparent
     // (SNS PublishBatch carries no per-message X-Ray header)
-    let messages = app.drain("OrderEventsQueue").await;
+    let messages = app.drain("PaymentEventsQueue").await;
     assert_eq!(messages.len(), 1);
     let event: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
     assert_eq!(
@@ -205,7 +209,7 @@ async fn a_refused_send_is_reported_by_its_sequence_number_and_nothing_later_is_
         refuse: HashSet::from([event_id(12)]),
         calls: &calls,
     };
-    let response = relay::<OrderOutbox, _>(&refusing, &app.metrics, batch.clone()).await;
+    let response = relay::<SharedOutbox, _>(&refusing, &app.metrics, batch.clone()).await;
     // THEN the relay reports that record's sequence number and makes no later call
     let reported: Vec<_> = response
         .batch_item_failures
@@ -231,7 +235,7 @@ async fn a_refused_send_is_reported_by_its_sequence_number_and_nothing_later_is_
             "event {later} was sent after the failure"
         );
     }
-    assert_eq!(app.queue_depth("OrderEventsQueue").await, 19);
+    assert_eq!(app.queue_depth("PaymentEventsQueue").await, 19);
 
     // AND Lambda's retry from that sequence number delivers the rest; the events of the failed call
     // that SQS had accepted are sent again and deduplicated by their event id. (The queue is not
@@ -239,7 +243,7 @@ async fn a_refused_send_is_reported_by_its_sequence_number_and_nothing_later_is_
     // keeps a 5-minute window.)
     mapping.commit(&shard, &batch, &response);
     app.relay_all(&mut mapping, &app.publisher()).await;
-    let messages = app.drain("OrderEventsQueue").await;
+    let messages = app.drain("PaymentEventsQueue").await;
     let ids: HashSet<String> = messages
         .iter()
         .map(|m| {
@@ -292,6 +296,24 @@ async fn event_of(app: &TestApp, order_id: &str, event_type: &str) -> String {
     serde_json::to_string(&event).unwrap()
 }
 
+/// The `payment.authorized` event payments would publish for an order, as the queue delivers it.
+fn authorized(order_id: &str) -> String {
+    let id = OrderId::parse(order_id).unwrap();
+    let event = SagaEvent::new(
+        SagaEventType::PaymentAuthorized,
+        "payments",
+        order_id,
+        SagaFacts {
+            order_id: id,
+            charge_id: Some(format!("ch_{}", &order_id[..8])),
+            decline_code: None,
+            shipment_id: None,
+        },
+        Utc::now(),
+    );
+    serde_json::to_string(&event).unwrap()
+}
+
 async fn inbox_size(app: &TestApp) -> usize {
     app.count(&app.tables().inbox.clone()).await
 }
@@ -300,7 +322,7 @@ async fn inbox_size(app: &TestApp) -> usize {
 async fn a_message_delivered_three_times_has_one_effect() {
     let app = TestApp::new().await;
     let ids = place_orders(&app, 1).await;
-    let body = event_of(&app, &ids[0], "order.created").await;
+    let body = authorized(&ids[0]);
     for _ in 0..3 {
         let response = app
             .deliver(sqs_fixture_with(&[(&ids[0], body.clone())], true))
@@ -324,7 +346,9 @@ async fn the_consumer_fixture_confirms_its_order() {
         serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
     body["subject"] = Value::String(ids[0].clone());
     body["data"]["orderId"] = Value::String(ids[0].clone());
-    body["id"] = Value::String(platform::events::event_id(&ids[0], "order.created").to_string());
+    body["id"] = Value::String(
+        platform::events::event_id(&ids[0], "payment.authorized").to_string(),
+    );
     event["Records"][0]["body"] = Value::String(body.to_string());
     let response = app.deliver(serde_json::from_value(event).unwrap()).await;
     assert!(response.batch_item_failures.is_empty());
@@ -332,27 +356,26 @@ async fn the_consumer_fixture_confirms_its_order() {
 }
 
 #[tokio::test]
-async fn on_fifo_the_first_failure_stops_the_batch() {
+async fn on_fifo_a_failure_stops_the_rest_of_its_group_only() {
     let app = TestApp::new().await;
     let ids = place_orders(&app, 2).await;
-    let good = |i: usize| event_of(&app, &ids[i], "order.created");
-    let (a, b) = (good(0).await, good(1).await);
     let bodies = [
-        (ids[0].as_str(), a),
-        ("poison", "{\"not\": \"an event\"}".to_owned()),
-        (ids[1].as_str(), b),
+        (ids[0].as_str(), "{\"not\": \"an event\"}".to_owned()),
+        (ids[0].as_str(), authorized(&ids[0])),
+        (ids[1].as_str(), authorized(&ids[1])),
     ];
 
-    // FIFO: the poison message and everything after it are reported; the last is not applied.
+    // FIFO: the poison message and the later one of its order are reported; the other order's
+    // event is applied.
     let response = app.deliver(sqs_fixture_with(&bodies, true)).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, ["message-1", "message-2"]);
-    assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
-    assert_eq!(app.status(&ids[1]).await, "CREATED");
+    assert_eq!(failed, ["message-0", "message-1"]);
+    assert_eq!(app.status(&ids[0]).await, "PENDING");
+    assert_eq!(app.status(&ids[1]).await, "CONFIRMED");
 
     // A standard queue's batch: only the poison message fails.
     let response = app.deliver(sqs_fixture_with(&bodies, false)).await;
@@ -361,33 +384,30 @@ async fn on_fifo_the_first_failure_stops_the_batch() {
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, ["message-1"]);
-    assert_eq!(app.status(&ids[1]).await, "CONFIRMED");
+    assert_eq!(failed, ["message-0"]);
+    assert_eq!(app.status(&ids[0]).await, "CONFIRMED");
 }
 
 #[tokio::test]
 async fn an_unknown_event_type_fails_that_message() {
     let app = TestApp::new().await;
     let ids = place_orders(&app, 1).await;
-    let mut body: Value =
-        serde_json::from_str(&event_of(&app, &ids[0], "order.created").await).unwrap();
-    body["type"] = Value::String("order.shipped".into());
+    let mut body: Value = serde_json::from_str(&authorized(&ids[0])).unwrap();
+    body["type"] = Value::String("payment.refunded".into());
     let response = app
         .deliver(sqs_fixture_with(&[(&ids[0], body.to_string())], true))
         .await;
     assert_eq!(response.batch_item_failures.len(), 1);
-    assert_eq!(app.status(&ids[0]).await, "CREATED");
+    assert_eq!(app.status(&ids[0]).await, "PENDING");
 }
 
 #[tokio::test]
 async fn an_event_not_from_its_producer_or_not_about_its_order_is_never_applied() {
-    // GIVEN an order and its real order.created event
+    // GIVEN an order and the payment.authorized event payments would send for it
     let app = TestApp::new().await;
     let ids = place_orders(&app, 2).await;
-    let real: Value =
-        serde_json::from_str(&event_of(&app, &ids[0], "order.created").await).unwrap();
-    let other: Value =
-        serde_json::from_str(&event_of(&app, &ids[1], "order.created").await).unwrap();
+    let real: Value = serde_json::from_str(&authorized(&ids[0])).unwrap();
+    let other: Value = serde_json::from_str(&authorized(&ids[1])).unwrap();
     let mut forged_id = real.clone();
     forged_id["id"] = Value::String("6f1d2c3b-0000-4000-8000-000000000001".into());
     let mut foreign_source = real.clone();
@@ -408,7 +428,7 @@ async fn an_event_not_from_its_producer_or_not_about_its_order_is_never_applied(
         // THEN it fails (and so ends in the dead-letter queue), and nothing is applied or recorded
         assert_eq!(response.batch_item_failures.len(), 1, "{what}");
     }
-    assert_eq!(app.status(&ids[0]).await, "CREATED");
+    assert_eq!(app.status(&ids[0]).await, "PENDING");
     assert_eq!(inbox_size(&app).await, 0);
 }
 
@@ -421,7 +441,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_after_five_receives() {
     let poison = "{\"specversion\": \"1.0\", \"garbage\": true}";
     let mut bodies = Vec::new();
     for id in &ids {
-        bodies.push((id.clone(), event_of(&app, id, "order.created").await));
+        bodies.push((id.clone(), authorized(id)));
     }
     bodies.push(("poison-group".to_owned(), poison.to_owned()));
     for (i, (group, body)) in bodies.iter().enumerate() {
@@ -436,7 +456,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_after_five_receives() {
             .unwrap();
     }
     // WHEN the mapping delivers until the queue is empty
-    let deliveries = app.consume_all(&app.store).await;
+    let deliveries = app.consume_all(&app.cancel_deps()).await;
     // THEN only the poison failed, five times, and it sits in the DLQ; the good ones are applied
     assert_eq!(
         deliveries.iter().map(|d| d.failed).sum::<usize>(),
@@ -451,7 +471,8 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_after_five_receives() {
     assert_eq!(dead[0].body.as_deref(), Some(poison));
 }
 
-/// Fails chosen events once each: before applying them (a crash) or after (a lost answer).
+/// Fails chosen orders' transitions once each: before writing them (a crash) or after (a lost
+/// answer).
 struct Flaky<'a> {
     inner: &'a DynamoStore,
     fail_before: HashSet<String>,
@@ -467,83 +488,84 @@ impl Flaky<'_> {
         *n += 1;
         *n == 1
     }
+}
 
-    fn count(&self, order_id: OrderId, applied: Applied<OrderStatus>) {
-        if applied == Applied::Done {
-            *self
-                .applied
-                .lock()
-                .unwrap()
-                .entry(order_id.to_string())
-                .or_default() += 1;
-        }
+impl ReadOrder for Flaky<'_> {
+    async fn order(&self, id: OrderId) -> Result<Option<StoredOrder>, StoreError> {
+        self.inner.order(id).await
     }
 }
 
-impl EventInbox for Flaky<'_> {
-    async fn confirm(
-        &self,
-        consumer: &str,
-        order_id: OrderId,
-        event: &OrderEvent,
-        at: DateTime<Utc>,
-    ) -> Result<Applied<OrderStatus>, ApplyError> {
+impl RecordConsumed for Flaky<'_> {
+    async fn record(&self, consumed: &Consumed) -> Result<Recorded, StoreError> {
+        self.inner.record(consumed).await
+    }
+}
+
+impl ChangeOrder for Flaky<'_> {
+    async fn change_order(&self, change: &OrderChange<'_>) -> Result<(), ChangeOrderError> {
+        let order_id = change.order.order_id;
         let id = order_id.to_string();
         let first = self.first_time(order_id);
         if first && self.fail_before.contains(&id) {
             return Err(StoreError::Transient.into());
         }
-        let applied = self.inner.confirm(consumer, order_id, event, at).await?;
-        self.count(order_id, applied);
+        self.inner.change_order(change).await?;
+        *self.applied.lock().unwrap().entry(id.clone()).or_default() += 1;
         if first && self.fail_after.contains(&id) {
             return Err(StoreError::Transient.into());
         }
-        Ok(applied)
-    }
-
-    async fn record(
-        &self,
-        consumer: &str,
-        event: &OrderEvent,
-        at: DateTime<Utc>,
-    ) -> Result<Applied<OrderStatus>, ApplyError> {
-        self.inner.record(consumer, event, at).await
+        Ok(())
     }
 }
 
 #[tokio::test]
 async fn fifty_orders_become_fifty_confirmed_orders_each_confirmed_once() {
-    // GIVEN 50 committed orders
+    // GIVEN 50 committed orders, and their authorizations on the orders queue
     let app = TestApp::new().await;
     let ids = place_orders(&app, 50).await;
-    // WHEN their events are relayed and consumed, the consumer failing some deliveries once,
-    // before its effect (a crash) or after it (a lost answer)
-    let mut mapping = app.outbox_mapping().await;
-    app.relay_all(&mut mapping, &app.publisher()).await;
-    let flaky = Flaky {
+    let queue = app.queue_url("OrderEventsQueue").to_owned();
+    for id in &ids {
+        let body = authorized(id);
+        let event: Value = serde_json::from_str(&body).unwrap();
+        app.sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .message_group_id(id)
+            .message_deduplication_id(event["id"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    // WHEN they are consumed, the store failing some transitions once, before the write (a
+    // throttled request) or after it (an answer lost on the way back)
+    let deps = app.cancel_deps_with(Flaky {
         inner: &app.store,
         fail_before: ids.iter().step_by(10).cloned().collect(),
         fail_after: ids.iter().skip(5).step_by(10).cloned().collect(),
         seen: Mutex::default(),
         applied: Mutex::default(),
-    };
-    let deliveries = app.consume_all(&flaky).await;
-    // THEN every order is CONFIRMED, each by exactly one applied effect
-    assert!(
-        deliveries.iter().any(|d| d.failed > 0),
-        "failures were injected"
+    });
+    let deliveries = app.consume_all(&deps).await;
+    // THEN the consumer read the order again and retried in place (no message failed): every
+    // order is CONFIRMED, each by exactly one applied effect
+    let seen = deps.store.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.values().filter(|&&n| n > 1).count(),
+        10,
+        "failures were injected and retried: {seen:?}"
     );
+    assert_eq!(deliveries.iter().map(|d| d.failed).sum::<usize>(), 0);
     for id in &ids {
         assert_eq!(app.status(id).await, "CONFIRMED", "order {id}");
     }
-    let applied = flaky.applied.into_inner().unwrap();
+    let applied = deps.store.applied.into_inner().unwrap();
     assert_eq!(applied.len(), 50);
     assert!(applied.values().all(|&n| n == 1), "{applied:?}");
     assert_eq!(inbox_size(&app).await, 50);
-    // AND the metrics say so: 50 relayed, 10 failed deliveries, each event consumed once (a
-    // redelivery of an applied event is consumed as a duplicate) with its age measured
-    assert_eq!(app.metric_total("EventsRelayed", &[]), 50.0);
-    assert_eq!(app.metric_total("ConsumerFailures", &[]), 10.0);
+    // AND the metrics say so: no failed delivery, each event consumed once with its age measured
+    assert_eq!(app.metric_total("ConsumerFailures", &[]), 0.0);
     assert_eq!(app.metric_total("EventsConsumed", &[]), 50.0);
     let ages = app
         .emf_lines()
@@ -563,25 +585,20 @@ async fn fifty_orders_become_fifty_confirmed_orders_each_confirmed_once() {
 
 #[tokio::test]
 async fn two_consumers_of_one_event_do_not_see_each_others_records() {
-    // GIVEN an order event the orders consumer applied
+    // GIVEN an order's order.created, which payments consumed
     let app = TestApp::new().await;
     let ids = place_orders(&app, 1).await;
     let body = event_of(&app, &ids[0], "order.created").await;
-    let response = app
-        .deliver(sqs_fixture_with(&[(&ids[0], body.clone())], true))
-        .await;
-    assert!(response.batch_item_failures.is_empty());
     let event: OrderEvent = serde_json::from_str(&body).unwrap();
+    let consumed = |consumer: &str| Consumed::of(consumer, &event);
+    assert_eq!(app.store.record(&consumed("payments")).await.unwrap(), Recorded::Now);
     // WHEN another service records the same event in its inbox
-    let other = app.store.record("fulfillment", &event, Utc::now()).await;
+    let other = app.store.record(&consumed("fulfillment")).await;
     // THEN it is new to that consumer, and a duplicate only to each one itself
-    assert_eq!(other.unwrap(), Applied::Done);
-    let again = app.store.record("fulfillment", &event, Utc::now()).await;
-    assert_eq!(again.unwrap(), Applied::Duplicate);
-    let mine = app
-        .store
-        .record(&app.consumer.name, &event, Utc::now())
-        .await;
-    assert_eq!(mine.unwrap(), Applied::Duplicate);
+    assert_eq!(other.unwrap(), Recorded::Now);
+    let again = app.store.record(&consumed("fulfillment")).await;
+    assert_eq!(again.unwrap(), Recorded::Before);
+    let mine = app.store.record(&consumed("payments")).await;
+    assert_eq!(mine.unwrap(), Recorded::Before);
     assert_eq!(inbox_size(&app).await, 2);
 }

@@ -12,8 +12,8 @@ use lambda_http::{Body, Request, Response};
 use orders_core::config::{OrderSettings, Tables};
 use orders_core::domain::{Currency, Money, Product, ProductId, ProductName, Stock};
 use orders_core::http;
-use orders_core::service::ports::{EventInbox, OrderWriter};
-use orders_core::service::{CreateOrderDeps, RetryPolicy};
+use orders_core::service::ports::{OrderSaga, OrderWriter};
+use orders_core::service::{CancelOrderDeps, CreateOrderDeps, RetryPolicy};
 use orders_core::store::DynamoStore;
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -23,9 +23,21 @@ use platform::metrics::Metrics;
 
 use devkit::mapping::{SqsDelivery, SqsMapping, StreamDelivery, StreamMapping};
 use orders_core::consumer::consume;
-use orders_core::events::OrderOutbox;
+use fulfillment_core::service::FulfillmentDeps;
+use fulfillment_core::store::{DynamoShipments, ShipmentTables};
+use payments_core::consumer::Redelivery;
+use payments_core::service::PaymentsDeps;
+use payments_core::store::{DynamoLedger, LedgerTables};
+use payments_core::stripe::Stripe;
 use platform::consumer::SqsBatchResponse;
-use platform::relay::{Publisher, TopicPublisher, relay};
+use platform::relay::{Publisher, SharedOutbox, TopicPublisher, relay};
+
+/// The other services of the saga, as their mains build them from template.yaml.
+pub struct Services {
+    pub payments: PaymentsDeps<DynamoLedger, Stripe>,
+    pub redelivery: Redelivery,
+    pub fulfillment: FulfillmentDeps<DynamoShipments>,
+}
 
 /// A private set of the template's tables (DynamoDB Local) and queues (moto).
 pub struct TestApp {
@@ -47,6 +59,8 @@ pub struct TestApp {
     /// This test's metrics, and the EMF lines they were flushed as.
     pub metrics: Arc<Metrics>,
     pub emf: Arc<Mutex<Vec<String>>>,
+    /// The outbox stream's mapping of [`TestApp::settle`], kept between calls (its position).
+    saga_mapping: tokio::sync::Mutex<Option<StreamMapping>>,
 }
 
 impl TestApp {
@@ -74,6 +88,12 @@ impl TestApp {
             .expect("topics and subscriptions from template.yaml are created");
         names.extend(queues.urls.clone());
         names.extend(topics);
+        let secrets = aws_sdk_secretsmanager::Client::new(&config);
+        names.extend(
+            devkit::create_secrets(&secrets, &template, &prefix)
+                .await
+                .expect("secrets from template.yaml are created"),
+        );
         let envs = template
             .resources_of_type("AWS::Serverless::Function")
             .map(|id| {
@@ -112,7 +132,143 @@ impl TestApp {
             consumer,
             metrics,
             emf,
+            saga_mapping: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// A function's environment, as a `Vars` for the code's own config readers.
+    pub fn vars(&self, function: &str) -> impl platform::config::Vars + '_ {
+        let env = &self.envs[function];
+        move |name: &str| env.get(name).cloned()
+    }
+
+    /// The payments and fulfillment consumers, built from their functions' environments (the
+    /// payment provider's key read from the secret, the emulator's base URL).
+    pub async fn services(&self) -> Services {
+        use platform::config::Vars;
+        let pay = self.vars("PaymentEventsFunction");
+        let key = payments_core::secret::secret_string(&self.sdk, &pay.required("PAYMENT_SECRET_ARN").unwrap())
+            .await
+            .expect("the payment secret is readable");
+        let base = std::env::var("PAYMENT_API_BASE").expect("the payment emulator runs");
+        let (event_source, consumer, producers) = payments_core::consumer::settings(&pay).unwrap();
+        let ship = self.vars("ShipmentEventsFunction");
+        Services {
+            payments: PaymentsDeps {
+                ledger: DynamoLedger::new(self.client.clone(), LedgerTables::from_vars(&pay).unwrap()),
+                provider: Stripe::new(&base, key).unwrap(),
+                event_source,
+                consumer,
+                producers,
+            },
+            redelivery: Redelivery::from_vars(&self.sdk, &pay).unwrap(),
+            fulfillment: FulfillmentDeps::from_vars(
+                DynamoShipments::new(self.client.clone(), ShipmentTables::from_vars(&ship).unwrap()),
+                &ship,
+            )
+            .unwrap(),
+        }
+    }
+
+    /// The orders consumer's and the expiry's dependencies, as their mains build them.
+    pub fn cancel_deps(&self) -> CancelOrderDeps<DynamoStore> {
+        self.cancel_deps_with(self.store.clone())
+    }
+
+    pub fn cancel_deps_with<S>(&self, store: S) -> CancelOrderDeps<S> {
+        CancelOrderDeps {
+            store,
+            event_source: self.settings.event_source.clone(),
+            retry: RetryPolicy {
+                max_attempts: 4,
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(5),
+            },
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Runs the saga until nothing moves: the outbox relayed to the topic, and each service's
+    /// queue delivered to its consumer (as its mapping would), round after round. Messages a
+    /// consumer made invisible for a later retry stay where they are.
+    pub async fn settle(&self, services: &Services) -> Settled {
+        let mut guard = self.saga_mapping.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.outbox_mapping().await);
+        }
+        let mapping = guard.as_mut().unwrap();
+        let publisher = self.publisher();
+        let orders = self.cancel_deps();
+        let mut settled = Settled::default();
+        for _ in 0..100 {
+            let relayed = self.relay_all(mapping, &publisher).await;
+            let mut moved = relayed.len();
+            for queue in ["OrderEventsQueue", "PaymentEventsQueue", "ShipmentEventsQueue"] {
+                let mut sqs = self.mapping_of(queue);
+                sqs.retry_now = queue != "PaymentEventsQueue";
+                loop {
+                    let delivery = sqs
+                        .deliver_once(0, |event| async {
+                            Ok::<_, Infallible>(match queue {
+                                "OrderEventsQueue" => {
+                                    consume(&orders, &self.consumer, &self.metrics, event).await
+                                }
+                                "PaymentEventsQueue" => {
+                                    payments_core::consumer::consume(
+                                        &services.payments,
+                                        &services.redelivery,
+                                        &self.metrics,
+                                        event,
+                                    )
+                                    .await
+                                }
+                                _ => {
+                                    fulfillment_core::consumer::consume(
+                                        &services.fulfillment,
+                                        &self.metrics,
+                                        event,
+                                    )
+                                    .await
+                                }
+                            })
+                        })
+                        .await
+                        .expect("the queue can be read");
+                    let Some(d) = delivery else { break };
+                    moved += d.received;
+                    settled.failed += d.failed;
+                    settled.delivered += d.received;
+                }
+            }
+            if moved == 0 {
+                return settled;
+            }
+        }
+        panic!("the saga never settled");
+    }
+
+    /// A queue → consumer mapping (batch 10), as template.yaml's SQS triggers declare.
+    pub fn mapping_of(&self, id: &str) -> SqsMapping {
+        SqsMapping::new(
+            self.sqs.clone(),
+            self.queues.urls[id].clone(),
+            self.queues.arns[id].clone(),
+            10,
+        )
+    }
+
+    /// An item of a table, as JSON.
+    pub async fn item(&self, table: &str, key: &str, value: &str) -> Option<Value> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key, AttributeValue::S(value.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item.map(|i| serde_dynamo::from_item(i).unwrap())
     }
 
     pub fn tables(&self) -> &Tables {
@@ -169,13 +325,7 @@ impl TestApp {
 
     /// The order-events queue → consumer mapping (batch 10).
     pub fn events_mapping(&self) -> SqsMapping {
-        let id = "OrderEventsQueue";
-        SqsMapping::new(
-            self.sqs.clone(),
-            self.queues.urls[id].clone(),
-            self.queues.arns[id].clone(),
-            10,
-        )
+        self.mapping_of("OrderEventsQueue")
     }
 
     /// Relays everything in the outbox stream, retrying from reported failures, until it is drained.
@@ -189,7 +339,7 @@ impl TestApp {
             let delivery = mapping
                 .deliver_once(|event| async {
                     Ok::<_, Infallible>(
-                        relay::<OrderOutbox, _>(publisher, &self.metrics, event).await,
+                        relay::<SharedOutbox, _>(publisher, &self.metrics, event).await,
                     )
                 })
                 .await
@@ -203,13 +353,13 @@ impl TestApp {
     }
 
     /// Delivers the order-events queue to the consumer until it is empty.
-    pub async fn consume_all<S: EventInbox>(&self, store: &S) -> Vec<SqsDelivery> {
+    pub async fn consume_all<S: OrderSaga>(&self, deps: &CancelOrderDeps<S>) -> Vec<SqsDelivery> {
         let mapping = self.events_mapping();
         let mut deliveries = Vec::new();
         for _ in 0..1000 {
             let delivery = mapping
                 .deliver_once(0, |event| async {
-                    Ok::<_, Infallible>(consume(store, &self.consumer, &self.metrics, event).await)
+                    Ok::<_, Infallible>(consume(deps, &self.consumer, &self.metrics, event).await)
                 })
                 .await
                 .expect("the queue can be read");
@@ -253,7 +403,7 @@ impl TestApp {
 
     /// Hands a batch to order-events as its main does (the template's consumer, this test's metrics).
     pub async fn deliver(&self, event: platform::consumer::SqsEvent) -> SqsBatchResponse {
-        consume(&self.store, &self.consumer, &self.metrics, event).await
+        consume(&self.cancel_deps(), &self.consumer, &self.metrics, event).await
     }
 
     /// Messages in a queue (visible or in flight), as SQS counts them.
@@ -338,6 +488,7 @@ impl TestApp {
             store,
             orders_per_minute: self.settings.orders_per_minute,
             event_source: self.settings.event_source.clone(),
+            reservation: self.settings.reservation,
             retry: RetryPolicy {
                 max_attempts: 4,
                 base_delay: std::time::Duration::from_millis(1),
@@ -406,6 +557,13 @@ impl TestApp {
             .map(|item| serde_dynamo::from_item(item).unwrap())
             .collect()
     }
+}
+
+/// What [`TestApp::settle`] delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub delivered: usize,
+    pub failed: usize,
 }
 
 fn uuid_like() -> String {
@@ -699,6 +857,16 @@ pub fn order_by(sub: &str, body: Value) -> ApiEvent {
         .body(body)
 }
 
+/// An order body of these lines, paid with the provider's test card that authorizes.
 pub fn lines(items: &[(&str, u32)]) -> Value {
-    json!({"items": items.iter().map(|(p, q)| json!({"productId": p, "quantity": q})).collect::<Vec<_>>()})
+    paid_with(items, "tok_visa")
+}
+
+/// An order body of these lines, paid with this payment method (a test token of the emulator:
+/// `tok_chargeDeclined`, `tok_500`, `tok_429|tok_visa`, …).
+pub fn paid_with(items: &[(&str, u32)], payment_method: &str) -> Value {
+    json!({
+        "items": items.iter().map(|(p, q)| json!({"productId": p, "quantity": q})).collect::<Vec<_>>(),
+        "paymentMethod": payment_method,
+    })
 }

@@ -126,6 +126,7 @@ async fn a_hung_database_gets_a_503_before_the_deadline_and_the_retry_makes_one_
         store: store.clone(),
         orders_per_minute: settings.orders_per_minute,
         event_source: settings.event_source,
+        reservation: settings.reservation,
         retry: Default::default(),
         metrics: Arc::new(Metrics::discard()),
     };
