@@ -1070,7 +1070,9 @@ Resources:
                 "InboxTable",
                 "OrdersTable",
                 "OutboxTable",
+                "PaymentsTable",
                 "ProductsTable",
+                "ShipmentsTable",
                 "StockAdjustmentsTable"
             ]
         );
