@@ -20,8 +20,8 @@ const BACKOFF_SECS: [i64; 3] = [2, 10, 60];
 const MAX_VISIBILITY: Duration = Duration::hours(12);
 
 /// How long a message that failed on its `receive_count`-th delivery stays invisible: a growing
-/// pause; the delivery before the last waits until just after `deadline`, when the event gives up
-/// without failing.
+/// pause, never much past `deadline` (the step gives up there without failing); the delivery
+/// before the last waits until just after the deadline, so it is never dead-lettered.
 pub fn retry_delay(
     receive_count: u32,
     deadline: Option<DateTime<Utc>>,
@@ -33,7 +33,10 @@ pub fn retry_delay(
         Some(deadline) if receive_count + 1 >= MAX_RECEIVES => {
             pause.max(deadline - now + Duration::seconds(1))
         }
-        _ => pause,
+        Some(deadline) => {
+            pause.min((deadline - now + Duration::seconds(1)).max(Duration::seconds(1)))
+        }
+        None => pause,
     };
     pause.min(MAX_VISIBILITY)
 }

@@ -271,7 +271,8 @@ impl OutboxEvents for SharedOutbox {
                 envelope.specversion
             )));
         }
-        if envelope.id != crate::events::event_id(&envelope.subject, &envelope.event_type).to_string()
+        if envelope.id
+            != crate::events::event_id(&envelope.subject, &envelope.event_type).to_string()
         {
             return Err(RecordError::Foreign(format!(
                 "id {} is not derived from its subject and type",

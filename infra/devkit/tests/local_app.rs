@@ -249,7 +249,10 @@ async fn make_dev_runs_the_whole_app() {
                 if order["status"] == status {
                     return order;
                 }
-                assert!(Instant::now() < deadline, "not {status} within 60 s: {order}");
+                assert!(
+                    Instant::now() < deadline,
+                    "not {status} within 60 s: {order}"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -270,7 +273,10 @@ async fn make_dev_runs_the_whole_app() {
 
     // AND a declined card cancels the order and puts the stock back
     let declined = settled(place("tok_chargeDeclined").await, "CANCELLED").await;
-    assert_eq!(declined["cancellationReason"], "payment_declined", "{declined}");
+    assert_eq!(
+        declined["cancellationReason"], "payment_declined",
+        "{declined}"
+    );
     assert_eq!(declined["payment"]["status"], "declined", "{declined}");
     assert_eq!(
         http.call("GET", "/products/p-1", None, None).await.1["stock"],

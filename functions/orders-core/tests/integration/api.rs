@@ -21,9 +21,14 @@ async fn created_order_is_priced_from_the_catalogue_and_located() {
     assert_eq!(order["status"], "PENDING");
     assert_eq!(order["paymentMethod"], "tok_visa");
     assert_eq!(order["payment"], json!({"status": "pending"}));
-    let created = chrono::DateTime::parse_from_rfc3339(order["createdAt"].as_str().unwrap()).unwrap();
-    let expires = chrono::DateTime::parse_from_rfc3339(order["expiresAt"].as_str().unwrap()).unwrap();
-    let minutes: i64 = app.env("CreateOrderFunction", "RESERVATION_MINUTES").parse().unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(order["createdAt"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(order["expiresAt"].as_str().unwrap()).unwrap();
+    let minutes: i64 = app
+        .env("CreateOrderFunction", "RESERVATION_MINUTES")
+        .parse()
+        .unwrap();
     assert_eq!(expires - created, chrono::Duration::minutes(minutes));
     assert_eq!(
         order["items"][0]["unitPrice"],

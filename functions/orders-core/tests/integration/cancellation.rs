@@ -200,8 +200,6 @@ async fn a_confirmed_order_can_be_cancelled_its_authorization_voided_and_its_shi
     let app = TestApp::new().await;
     let services = app.services().await;
     let id = placed(&app).await;
-    let authorized = platform::consumer::SqsEvent::default();
-    drop(authorized);
     let mut mapping = app.outbox_mapping().await;
     app.relay_all(&mut mapping, &app.publisher()).await;
     let payments = app.mapping_of("PaymentEventsQueue");
@@ -233,12 +231,29 @@ async fn a_confirmed_order_can_be_cancelled_its_authorization_voided_and_its_shi
     // order.confirmed in the meantime) is called off, and the order stays CANCELLED
     app.settle(&services).await;
     assert_eq!(app.status(&id).await, "CANCELLED");
-    let order = app.item(&app.tables().orders.clone(), "orderId", &id).await.unwrap();
+    let order = app
+        .item(&app.tables().orders.clone(), "orderId", &id)
+        .await
+        .unwrap();
     assert_eq!(order["payment"]["status"], "voided", "{order}");
     assert!(order.get("shipmentId").is_none());
-    let payment = app.item(&app.env("PaymentEventsFunction", "PAYMENTS_TABLE"), "orderId", &id).await.unwrap();
+    let payment = app
+        .item(
+            &app.env("PaymentEventsFunction", "PAYMENTS_TABLE"),
+            "orderId",
+            &id,
+        )
+        .await
+        .unwrap();
     assert_eq!(payment["status"], "voided");
-    let shipment = app.item(&app.env("ShipmentEventsFunction", "SHIPMENTS_TABLE"), "orderId", &id).await.unwrap();
+    let shipment = app
+        .item(
+            &app.env("ShipmentEventsFunction", "SHIPMENTS_TABLE"),
+            "orderId",
+            &id,
+        )
+        .await
+        .unwrap();
     assert_eq!(shipment["status"], "cancelled");
 }
 
@@ -259,13 +274,20 @@ async fn a_cancelled_order_is_never_confirmed_and_its_late_authorization_is_void
     // THEN nothing failed, the order stays CANCELLED, and the authorization was voided
     assert_eq!(settled.failed, 0);
     assert_eq!(app.status(&id).await, "CANCELLED");
-    let order = app.item(&app.tables().orders.clone(), "orderId", &id).await.unwrap();
+    let order = app
+        .item(&app.tables().orders.clone(), "orderId", &id)
+        .await
+        .unwrap();
     assert_eq!(order["payment"]["status"], "voided", "{order}");
     assert_eq!((app.stock("a").await, app.stock("b").await), (10, 10));
     assert!(
-        app.item(&app.env("ShipmentEventsFunction", "SHIPMENTS_TABLE"), "orderId", &id)
-            .await
-            .is_none(),
+        app.item(
+            &app.env("ShipmentEventsFunction", "SHIPMENTS_TABLE"),
+            "orderId",
+            &id
+        )
+        .await
+        .is_none(),
         "nothing is shipped for a cancelled order"
     );
 }

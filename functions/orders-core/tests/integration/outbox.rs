@@ -346,9 +346,8 @@ async fn the_consumer_fixture_confirms_its_order() {
         serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
     body["subject"] = Value::String(ids[0].clone());
     body["data"]["orderId"] = Value::String(ids[0].clone());
-    body["id"] = Value::String(
-        platform::events::event_id(&ids[0], "payment.authorized").to_string(),
-    );
+    body["id"] =
+        Value::String(platform::events::event_id(&ids[0], "payment.authorized").to_string());
     event["Records"][0]["body"] = Value::String(body.to_string());
     let response = app.deliver(serde_json::from_value(event).unwrap()).await;
     assert!(response.batch_item_failures.is_empty());
@@ -591,7 +590,10 @@ async fn two_consumers_of_one_event_do_not_see_each_others_records() {
     let body = event_of(&app, &ids[0], "order.created").await;
     let event: OrderEvent = serde_json::from_str(&body).unwrap();
     let consumed = |consumer: &str| Consumed::of(consumer, &event);
-    assert_eq!(app.store.record(&consumed("payments")).await.unwrap(), Recorded::Now);
+    assert_eq!(
+        app.store.record(&consumed("payments")).await.unwrap(),
+        Recorded::Now
+    );
     // WHEN another service records the same event in its inbox
     let other = app.store.record(&consumed("fulfillment")).await;
     // THEN it is new to that consumer, and a duplicate only to each one itself

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use platform::metrics::Metrics;
 
 use devkit::mapping::{SqsDelivery, SqsMapping, StreamDelivery, StreamMapping};
-use orders_core::consumer::consume;
 use fulfillment_core::service::FulfillmentDeps;
 use fulfillment_core::store::{DynamoShipments, ShipmentTables};
+use orders_core::consumer::consume;
 use payments_core::consumer::Redelivery;
 use payments_core::service::PaymentsDeps;
 use payments_core::store::{DynamoLedger, LedgerTables};
@@ -147,15 +147,21 @@ impl TestApp {
     pub async fn services(&self) -> Services {
         use platform::config::Vars;
         let pay = self.vars("PaymentEventsFunction");
-        let key = payments_core::secret::secret_string(&self.sdk, &pay.required("PAYMENT_SECRET_ARN").unwrap())
-            .await
-            .expect("the payment secret is readable");
+        let key = payments_core::secret::secret_string(
+            &self.sdk,
+            &pay.required("PAYMENT_SECRET_ARN").unwrap(),
+        )
+        .await
+        .expect("the payment secret is readable");
         let base = std::env::var("PAYMENT_API_BASE").expect("the payment emulator runs");
         let (event_source, consumer, producers) = payments_core::consumer::settings(&pay).unwrap();
         let ship = self.vars("ShipmentEventsFunction");
         Services {
             payments: PaymentsDeps {
-                ledger: DynamoLedger::new(self.client.clone(), LedgerTables::from_vars(&pay).unwrap()),
+                ledger: DynamoLedger::new(
+                    self.client.clone(),
+                    LedgerTables::from_vars(&pay).unwrap(),
+                ),
                 provider: Stripe::new(&base, key).unwrap(),
                 event_source,
                 consumer,
@@ -163,7 +169,10 @@ impl TestApp {
             },
             redelivery: Redelivery::from_vars(&self.sdk, &pay).unwrap(),
             fulfillment: FulfillmentDeps::from_vars(
-                DynamoShipments::new(self.client.clone(), ShipmentTables::from_vars(&ship).unwrap()),
+                DynamoShipments::new(
+                    self.client.clone(),
+                    ShipmentTables::from_vars(&ship).unwrap(),
+                ),
                 &ship,
             )
             .unwrap(),
@@ -203,7 +212,11 @@ impl TestApp {
         for _ in 0..100 {
             let relayed = self.relay_all(mapping, &publisher).await;
             let mut moved = relayed.len();
-            for queue in ["OrderEventsQueue", "PaymentEventsQueue", "ShipmentEventsQueue"] {
+            for queue in [
+                "OrderEventsQueue",
+                "PaymentEventsQueue",
+                "ShipmentEventsQueue",
+            ] {
                 let mut sqs = self.mapping_of(queue);
                 sqs.retry_now = queue != "PaymentEventsQueue";
                 loop {
@@ -480,6 +493,17 @@ impl TestApp {
                 _ => 0.0,
             })
             .sum()
+    }
+
+    /// create-order's dependencies holding stock unpaid for `reservation` (not the template's).
+    pub fn create_deps_reserving(
+        &self,
+        reservation: chrono::Duration,
+    ) -> CreateOrderDeps<DynamoStore> {
+        CreateOrderDeps {
+            reservation,
+            ..self.create_deps()
+        }
     }
 
     pub fn create_deps_with<S>(&self, store: S) -> CreateOrderDeps<S> {
