@@ -45,6 +45,18 @@ pub struct ItemSizes {
     pub outbox: usize,
     pub quota: usize,
     pub inbox: usize,
+    pub payment: usize,
+    pub shipment: usize,
+}
+
+/// What the saga writes per order, counted in a run (events by their producer, inbox records).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SagaWrites {
+    pub events: f64,
+    pub order_events: f64,
+    pub payment_events: f64,
+    pub shipment_events: f64,
+    pub inbox_records: f64,
 }
 
 /// An item's size as DynamoDB bills it: attribute names plus values (numbers by significant digits,
@@ -82,6 +94,7 @@ fn value_size(value: &AttributeValue) -> usize {
 pub async fn item_sizes(
     dynamo: &aws_sdk_dynamodb::Client,
     tables: &Tables,
+    saga_tables: &[Option<String>; 2],
 ) -> Result<ItemSizes, BenchError> {
     let first = |table: String, quota: Option<bool>| {
         let dynamo = dynamo.clone();
@@ -112,6 +125,14 @@ pub async fn item_sizes(
         product: first(tables.products.clone(), None).await?,
         outbox: first(tables.outbox.clone(), None).await?,
         inbox: first(tables.inbox.clone(), None).await.unwrap_or(0),
+        payment: match &saga_tables[0] {
+            Some(t) => first(t.clone(), None).await.unwrap_or(0),
+            None => 0,
+        },
+        shipment: match &saga_tables[1] {
+            Some(t) => first(t.clone(), None).await.unwrap_or(0),
+            None => 0,
+        },
     })
 }
 
@@ -145,16 +166,19 @@ pub async fn create_idempotency_table(
     Ok(name)
 }
 
-/// What one order takes, as measured.
+/// What one fulfilled order takes, as measured.
 #[derive(Debug, Clone, Copy)]
 pub struct PerOrder {
     pub sizes: ItemSizes,
+    pub writes: SagaWrites,
     pub memory_mb: f64,
     /// create-order's in-function duration (median).
     pub create_ms: f64,
-    /// Relay and consumer invocations per order, and their median durations.
+    /// Relay invocations per order, and their median duration.
     pub relay_invocations: f64,
     pub relay_ms: f64,
+    /// Consumer invocations per order (all three consumers), and their GB-s-weighted mean
+    /// duration (each function's median × its share of the invocations).
     pub consumer_invocations: f64,
     pub consumer_ms: f64,
 }
@@ -174,30 +198,39 @@ fn write_units(bytes: usize) -> f64 {
 
 pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
     let s = per.sizes;
-    // Transactional writes cost two units per KB; the GSI copies (projection ALL) one: the order's
-    // (byUser) and the outbox event's (pending, until the reconciler settles it).
+    let w = per.writes;
+    // Transactional writes cost two units per KB; GSI copies one. The order transaction: order,
+    // product, outbox event, quota counter; the byUser (ALL) and pending copies; the expiring
+    // index's key (KEYS_ONLY, while PENDING).
     let create_wru = 2.0
         * (write_units(s.order)
             + write_units(s.product)
             + write_units(s.outbox)
             + write_units(s.quota))
         + write_units(s.order)
-        + write_units(s.outbox);
-    let consume_wru = 2.0 * (write_units(s.inbox) + write_units(s.order)) + write_units(s.order);
+        + write_units(s.outbox)
+        + 1.0;
+    // Every later event: its outbox item (2) and pending copy (1), written with its producer's
+    // item (2; the order's also copied to byUser, and taken out of expiring once); every inbox
+    // record (2, in the same transaction).
+    let later_events = (w.events - 1.0).max(0.0);
+    let saga_wru = later_events * (2.0 * write_units(s.outbox) + write_units(s.outbox))
+        + (w.order_events - 1.0).max(0.0) * (3.0 * write_units(s.order))
+        + 1.0
+        + w.payment_events * 2.0 * write_units(s.payment)
+        + w.shipment_events * 2.0 * write_units(s.shipment)
+        + w.inbox_records * 2.0 * write_units(s.inbox);
     // The reconciler settles each event once: an UpdateItem (REMOVE pendingHour) and its GSI delete.
-    let settle_wru = 2.0 * write_units(s.outbox);
-    // Prices (one eventually consistent BatchGetItem of ≤ 4 KB), and the reconciler's look at each
-    // event once (its share of an index query, and a consistent inbox read).
-    let read_units = 0.5 + 0.5 + 1.0;
-    // The relay publishes up to 10 events per PublishBatch; SNS sends each to the subscribed queue
-    // (one SQS request), and the consumer's polling receives and deletes once per batch.
-    let per_relay_batch = if per.relay_invocations > 0.0 {
-        1.0 / per.relay_invocations
-    } else {
-        1.0
-    };
-    let publish_requests = per.relay_invocations * (per_relay_batch / 10.0).ceil();
-    let sqs_requests = 1.0 + 2.0 * per.consumer_invocations;
+    let settle_wru = w.events * 2.0 * write_units(s.outbox);
+    // Prices (one eventually consistent BatchGetItem of ≤ 4 KB); each consumed event's consistent
+    // read of its service's item (1); the reconciler's look at each event (its share of an index
+    // query, and a consistent inbox read).
+    let read_units = 0.5 + w.inbox_records * 1.0 + w.events * (0.5 + 1.0);
+    // The relay publishes up to 10 events per PublishBatch (at least one per invocation); SNS sends
+    // each to every subscribed queue (one SQS request per inbox record), and each consumer batch
+    // receives and deletes once.
+    let publish_requests = per.relay_invocations.max(w.events / 10.0);
+    let sqs_requests = w.inbox_records + 2.0 * per.consumer_invocations;
     let invocations = 1.0 + per.relay_invocations + per.consumer_invocations;
     let gb = per.memory_mb / 1024.0;
     let billed = |ms: f64| ms.ceil() / 1000.0;
@@ -205,6 +238,7 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
         * (billed(per.create_ms)
             + per.relay_invocations * billed(per.relay_ms)
             + per.consumer_invocations * billed(per.consumer_ms));
+    let write_units_total = create_wru + saga_wru + settle_wru;
     vec![
         CostLine {
             what: "API Gateway HTTP API requests".into(),
@@ -213,7 +247,7 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
             dollars_per_million_orders: prices.http_api_requests_per_million,
         },
         CostLine {
-            what: "Lambda requests (create-order, relay and consumer batches)".into(),
+            what: "Lambda requests (create-order, relay batches, the three consumers' batches)".into(),
             quantity: invocations,
             unit: "invocations",
             dollars_per_million_orders: invocations * prices.lambda_requests_per_million,
@@ -225,15 +259,14 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
             dollars_per_million_orders: gb_seconds * prices.lambda_arm64_gb_second * 1e6,
         },
         CostLine {
-            what: "DynamoDB write units (order transaction, consumer transaction, GSIs, settling the outbox event)"
+            what: "DynamoDB write units (the order transaction, every saga step's transaction with its event and inbox record, GSIs, settling each event)"
                 .into(),
-            quantity: create_wru + consume_wru + settle_wru,
+            quantity: write_units_total,
             unit: "WRU",
-            dollars_per_million_orders: (create_wru + consume_wru + settle_wru)
-                * prices.dynamodb_write_units_per_million,
+            dollars_per_million_orders: write_units_total * prices.dynamodb_write_units_per_million,
         },
         CostLine {
-            what: "DynamoDB read units (prices; the reconciler's look at the event)".into(),
+            what: "DynamoDB read units (prices; each step's read of its item; the reconciler's look at each event)".into(),
             quantity: read_units,
             unit: "RRU",
             dollars_per_million_orders: read_units * prices.dynamodb_read_units_per_million,
@@ -247,7 +280,7 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
                 * prices.sns_fifo_publish_requests_per_million,
         },
         CostLine {
-            what: "SQS FIFO requests (SNS delivery, receive, delete)".into(),
+            what: "SQS FIFO requests (SNS delivery to each consumer, receive, delete)".into(),
             quantity: sqs_requests,
             unit: "requests",
             dollars_per_million_orders: sqs_requests * prices.sqs_fifo_requests_per_million,
@@ -278,6 +311,15 @@ mod tests {
                 outbox: 900,
                 quota: 80,
                 inbox: 150,
+                payment: 120,
+                shipment: 200,
+            },
+            writes: SagaWrites {
+                events: 7.0,
+                order_events: 4.0,
+                payment_events: 2.0,
+                shipment_events: 1.0,
+                inbox_records: 6.0,
             },
             memory_mb: 128.0,
             create_ms: 9.2,
@@ -299,8 +341,10 @@ mod tests {
         };
         let lines = model(&per, &prices);
         let wru = lines.iter().find(|l| l.unit == "WRU").map(|l| l.quantity);
-        // create: 2×4 + 2 GSIs; consumer: 2×2 + 1 GSI; settling: update + GSI delete
-        assert_eq!(wru, Some(17.0));
+        // create: 2×4 + 2 GSI copies + the expiring key = 11; six later events: 6 × (2 + 1) = 18;
+        // three order transitions: 3 × 3 = 9, and the expiring key's delete 1; two payment and one
+        // shipment item: 2 × 2 + 2 = 6; six inbox records: 12; settling seven events: 14
+        assert_eq!(wru, Some(11.0 + 18.0 + 9.0 + 1.0 + 6.0 + 12.0 + 14.0));
         let invocations = lines
             .iter()
             .find(|l| l.unit == "invocations")

@@ -1,8 +1,10 @@
-//! Event latency under load: orders placed through the local API while the outbox stream → relay →
-//! SQS FIFO → consumer chain runs; for each order, from its commit (`createdAt`) to the consumer's
-//! inbox record (`processedAt`). Both stamps come from this machine's clock.
+//! Event and saga latency under load: orders placed through the local API (paid with the payment
+//! emulator's test card) while the whole saga runs — outbox stream → relay → SNS FIFO → each
+//! service's queue → its consumer; for each order, from its commit (`createdAt`) to payments'
+//! inbox record of its `order.created` (the first hop) and to the orders service's inbox record of
+//! its `payment.captured` (FULFILLED: the whole saga). Both stamps come from this machine's clock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,18 +19,26 @@ use crate::{BenchError, Cli, cold, say, serve_gateway, tables_of, tokens};
 
 #[derive(Debug, Clone, Default)]
 pub struct EventLatency {
+    /// Commit → payments recorded the order's `order.created`.
     pub latencies_ms: Vec<f64>,
+    /// Commit → the order is FULFILLED (orders recorded its `payment.captured`).
+    pub saga_ms: Vec<f64>,
     pub orders: usize,
     pub concurrency: usize,
     pub offered_per_second: f64,
     pub orders_per_second: f64,
     pub relay_invocations: usize,
-    pub consumer_invocations: usize,
     pub relay_ms: Vec<f64>,
-    pub consumer_ms: Vec<f64>,
+    /// Each consumer function's invocation durations (order-events, payment-events, shipment-events).
+    pub consumer_ms: BTreeMap<String, Vec<f64>>,
+    /// What the saga wrote, counted in this run.
+    pub writes: crate::cost::SagaWrites,
     /// The items this run wrote, sized.
     pub sizes: Option<crate::cost::ItemSizes>,
 }
+
+/// The saga's consumer functions.
+pub const CONSUMERS: [&str; 3] = ["order-events", "payment-events", "shipment-events"];
 
 pub const CONCURRENCY: usize = 4;
 /// The offered load while the chain is measured: steady, well below what DynamoDB Local sustains
@@ -57,12 +67,13 @@ pub async fn measure(
         };
         match function.as_str() {
             "outbox-relay" => latency.relay_ms.push(ms),
-            "order-events" => latency.consumer_ms.push(ms),
+            f if CONSUMERS.contains(&f) => {
+                latency.consumer_ms.entry(function).or_default().push(ms)
+            }
             _ => {}
         }
     }
     latency.relay_invocations = latency.relay_ms.len();
-    latency.consumer_invocations = latency.consumer_ms.len();
     Ok(latency)
 }
 
@@ -81,20 +92,20 @@ async fn run(
     load::check(&store, Scenario::Many, &catalogue, &result, "orders (Rust)").await?;
     let created = result.count(201);
 
-    // Wait for the chain to drain: one inbox record per order.created.
-    let deadline = Instant::now() + Duration::from_secs(180);
+    // Wait for every saga to end: one inbox record of payment.captured per order (FULFILLED).
+    let deadline = Instant::now() + Duration::from_secs(300);
     let processed = loop {
         let processed = scan(dynamo, &tables.inbox, "orderId, processedAt, #t").await?;
         let done = processed
             .iter()
-            .filter(|item| text(item, "type") == Some("order.created"))
+            .filter(|item| text(item, "type") == Some("payment.captured"))
             .count();
         if done >= created {
             break processed;
         }
         if Instant::now() > deadline {
             return Err(BenchError::Failed(format!(
-                "only {done} of {created} order.created events reached the consumer in 180 s"
+                "only {done} of {created} orders were fulfilled in 300 s"
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -104,24 +115,52 @@ async fn run(
         .iter()
         .filter_map(|item| Some((text(item, "orderId")?, time(item, "createdAt")?)))
         .collect();
-    let latencies_ms = processed
-        .iter()
-        .filter(|item| text(item, "type") == Some("order.created"))
-        .filter_map(|item| {
-            let done = time(item, "processedAt")?;
-            let begun = created_at.get(text(item, "orderId")?)?;
-            Some((done - *begun).num_microseconds()? as f64 / 1000.0)
-        })
-        .collect::<Vec<_>>();
+    let latency_to = |event_type: &str| {
+        processed
+            .iter()
+            .filter(|item| text(item, "type") == Some(event_type))
+            .filter_map(|item| {
+                let done = time(item, "processedAt")?;
+                let begun = created_at.get(text(item, "orderId")?)?;
+                Some((done - *begun).num_microseconds()? as f64 / 1000.0)
+            })
+            .collect::<Vec<_>>()
+    };
+    let latencies_ms = latency_to("order.created");
+    let saga_ms = latency_to("payment.captured");
+    let outbox = scan(dynamo, &tables.outbox, "id, #t").await?;
+    let per_order = |n: usize| n as f64 / created.max(1) as f64;
+    let of_kind = |prefix: &str| {
+        per_order(
+            outbox
+                .iter()
+                .filter(|item| text(item, "type").is_some_and(|t| t.starts_with(prefix)))
+                .count(),
+        )
+    };
+    let writes = crate::cost::SagaWrites {
+        events: per_order(outbox.len()),
+        order_events: of_kind("order."),
+        payment_events: of_kind("payment."),
+        shipment_events: of_kind("shipment."),
+        inbox_records: per_order(processed.len()),
+    };
     say(&format!(
-        "  {} orders at {CONCURRENCY} environments, {} events consumed",
+        "  {} orders at {CONCURRENCY} environments, {} fulfilled, {:.1} events per order",
         created,
-        latencies_ms.len()
+        saga_ms.len(),
+        writes.events
     ));
-    let sizes = Some(crate::cost::item_sizes(dynamo, &tables).await?);
+    let saga_tables = [
+        app.names.get("PaymentsTable").cloned(),
+        app.names.get("ShipmentsTable").cloned(),
+    ];
+    let sizes = Some(crate::cost::item_sizes(dynamo, &tables, &saga_tables).await?);
     Ok(EventLatency {
         sizes,
         latencies_ms,
+        saga_ms,
+        writes,
         orders: created,
         concurrency: CONCURRENCY,
         offered_per_second: RATE,

@@ -616,32 +616,57 @@ fn write_chart(md: &mut String, root: &Path, chart: &Path, ctx: &Context) -> std
 fn write_event_latency(md: &mut String, results: &Results) {
     if let Some(events) = &results.events {
         let s = stats::sorted(&events.latencies_ms);
-        let _ = writeln!(md, "## Event latency\n");
+        let _ = writeln!(md, "## Event and saga latency\n");
         let _ = writeln!(
             md,
-            "From an order's commit (`createdAt`) to the consumer's inbox record (`processedAt`), through \
-             the outbox stream, outbox-relay, the SNS FIFO events topic, the SQS FIFO queue and order-events, \
-             while {} orders were \
-             placed through the local API at a steady {:.0} orders/s ({} environments; {:.0} orders/s achieved). \
-             The local stream mapping polls every 200 ms when the stream is idle (Lambda polls a shard about \
-             four times a second); relay and consumer durations below are mostly moto and DynamoDB Local.\n",
+            "From an order's commit (`createdAt`) to an inbox record (`processedAt`), while {} orders paid \
+             with the payment emulator's test card were placed through the local API at a steady {:.0} \
+             orders/s ({} environments; {:.0} orders/s achieved): the first hop (outbox stream, outbox-relay, \
+             the SNS FIFO events topic, payments' SQS FIFO queue, payment-events), and the whole saga \
+             (authorized at stripe-stateful-mock, confirmed, shipped, captured: FULFILLED — seven events, \
+             four relays). The local stream mapping polls every 200 ms when the stream is idle (Lambda polls \
+             a shard about four times a second) and each local queue mapping long-polls for one second; \
+             relay and consumer durations are mostly moto, DynamoDB Local and the payment emulator.\n",
             events.orders, events.offered_per_second, events.concurrency, events.orders_per_second
         );
+        let saga = stats::sorted(&events.saga_ms);
         let _ = writeln!(
             md,
-            "| Events | p50 | p90 | p99 | max | relay invocations | consumer invocations |\n|---:|---:|---:|---:|---:|---:|---:|"
+            "| From commit to | orders | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for (what, s) in [
+            ("payments recorded `order.created`", &s),
+            ("FULFILLED (orders recorded `payment.captured`)", &saga),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {what} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
+                s.len(),
+                stats::percentile(s, 50.0),
+                stats::percentile(s, 90.0),
+                stats::percentile(s, 99.0),
+                s.last().copied().unwrap_or(f64::NAN),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| Function | invocations | median duration |\n|---|---:|---:|"
         );
         let _ = writeln!(
             md,
-            "| {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {} | {} |\n",
-            s.len(),
-            stats::percentile(&s, 50.0),
-            stats::percentile(&s, 90.0),
-            stats::percentile(&s, 99.0),
-            s.last().copied().unwrap_or(f64::NAN),
+            "| outbox-relay | {} | {:.1} ms |",
             events.relay_invocations,
-            events.consumer_invocations
+            stats::median(&events.relay_ms)
         );
+        for (function, ms) in &events.consumer_ms {
+            let _ = writeln!(
+                md,
+                "| {function} | {} | {:.1} ms |",
+                ms.len(),
+                stats::median(ms)
+            );
+        }
+        let _ = writeln!(md);
     }
 }
 
@@ -673,27 +698,39 @@ fn write_cost(md: &mut String, root: &Path, results: &Results) {
     {
         let orders = events.orders.max(1) as f64;
         let memory_mb = results.memory_mb;
+        let consumer_invocations: usize = events.consumer_ms.values().map(Vec::len).sum();
+        let consumer_ms = events
+            .consumer_ms
+            .values()
+            .map(|ms| stats::median(ms) * ms.len() as f64)
+            .sum::<f64>()
+            / consumer_invocations.max(1) as f64;
         let per = PerOrder {
             sizes,
+            writes: events.writes,
             memory_mb,
             create_ms: stats::median(&results.function_ms),
             relay_invocations: events.relay_invocations as f64 / orders,
             relay_ms: stats::median(&events.relay_ms),
-            consumer_invocations: events.consumer_invocations as f64 / orders,
-            consumer_ms: stats::median(&events.consumer_ms),
+            consumer_invocations: consumer_invocations as f64 / orders,
+            consumer_ms,
         };
         let lines = cost::model(&per, &prices);
         let total: f64 = lines.iter().map(|l| l.dollars_per_million_orders).sum();
-        let _ = writeln!(md, "## Cost per million orders\n");
+        let _ = writeln!(md, "## Cost per million fulfilled orders\n");
         let _ = writeln!(
             md,
-            "A small model (`infra/bench/src/cost.rs`): what one one-line order takes, measured in this run, \
-             times the on-demand prices in `infra/bench/prices.json` ({}, {}). Item sizes by DynamoDB's \
-             rules: order {} B, product {} B, outbox event {} B, quota counter {} B, inbox record {} B. \
-             Lambda time is the in-function duration measured here (create-order median {:.1} ms; relay \
-             {:.1} ms and consumer {:.1} ms per batch, {:.2} and {:.2} batches per order); on AWS, DynamoDB \
-             answers in a few ms, so real durations differ. Not counted: CloudWatch Logs and metrics, \
-             X-Ray, data transfer, free tiers.\n",
+            "A small model (`infra/bench/src/cost.rs`): what one one-line order takes from `POST /orders` to \
+             FULFILLED, measured in this run ({:.1} events, {:.1} inbox records per order), times the \
+             on-demand prices in `infra/bench/prices.json` ({}, {}). Item sizes by DynamoDB's rules: order \
+             {} B, product {} B, outbox event {} B, quota counter {} B, inbox record {} B, payment {} B, \
+             shipment {} B. Lambda time is the in-function duration measured here (create-order median \
+             {:.1} ms; relay {:.1} ms and consumers {:.1} ms per batch, {:.2} and {:.2} batches per order); \
+             on AWS, DynamoDB answers in a few ms, so real durations differ. Not counted: the payment \
+             provider's fees, CloudWatch Logs and metrics, X-Ray, data transfer, free tiers. The goal: at \
+             most $40 per million fulfilled orders.\n",
+            per.writes.events,
+            per.writes.inbox_records,
             prices.region,
             prices.as_of,
             sizes.order,
@@ -701,6 +738,8 @@ fn write_cost(md: &mut String, root: &Path, results: &Results) {
             sizes.outbox,
             sizes.quota,
             sizes.inbox,
+            sizes.payment,
+            sizes.shipment,
             per.create_ms,
             per.relay_ms,
             per.consumer_ms,
@@ -709,7 +748,7 @@ fn write_cost(md: &mut String, root: &Path, results: &Results) {
         );
         let _ = writeln!(
             md,
-            "| Item | per order | $ per million orders |\n|---|---:|---:|"
+            "| Item | per order | $ per million fulfilled orders |\n|---|---:|---:|"
         );
         for l in &lines {
             let _ = writeln!(

@@ -282,3 +282,50 @@ async fn expiry_never_cancels_a_confirmed_order_nor_one_not_yet_due() {
 fn uuid_v4() -> String {
     format!("{:032x}", fastrand::u128(..))
 }
+
+#[tokio::test]
+async fn a_mixed_crowd_of_orders_each_ends_in_exactly_one_state_and_no_unit_is_lost() {
+    // GIVEN 300 orders on a product of stock 1000: paid, declined, and cancelled by their owners
+    let app = TestApp::new().await;
+    let services = app.services().await;
+    app.add_product("p-1", 1250, "EUR", 1000).await;
+    let deps = app.create_deps();
+    let cancel_deps = app.cancel_deps();
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..300 {
+        let user = format!("user-{i}");
+        let (method, outcome) = match i % 3 {
+            0 => ("tok_visa", "FULFILLED"),
+            1 => ("tok_chargeDeclined", "CANCELLED"),
+            _ => ("tok_visa", "CANCELLED"),
+        };
+        let id = order_with(&app, &deps, &user, method).await;
+        if i % 3 == 2 {
+            let answer = cancel(
+                &cancel_deps,
+                ApiEvent::load("cancel-order.json")
+                    .user(&user, &["orders:write"])
+                    .path_param("orderId", &id),
+            )
+            .await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+        }
+        expected.insert(id, outcome);
+    }
+    // WHEN the saga settles
+    let settled = app.settle(&services).await;
+    // THEN every order is in the state its payment decided, no message failed or was dead-lettered,
+    // and the stock is what the 100 fulfilled orders took (2 units each)
+    assert_eq!(settled.failed, 0);
+    for (id, outcome) in &expected {
+        let order = order(&app, id).await;
+        assert_eq!(order["status"], *outcome, "{order}");
+        let held = order["payment"]["status"].as_str().unwrap();
+        match *outcome {
+            "FULFILLED" => assert_eq!(held, "captured"),
+            _ => assert!(held == "declined" || held == "voided", "{order}"),
+        }
+    }
+    assert_eq!(app.stock("p-1").await, 1000 - 100 * 2);
+    assert_eq!(dead_letters(&app).await, 0);
+}
