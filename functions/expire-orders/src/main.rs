@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orders_core::config::{Tables, event_source};
+use orders_core::config::cancel_deps;
 use orders_core::metrics::ORDERS_EXPIRED;
-use orders_core::service::{CancelOrderDeps, RetryPolicy, expire_orders};
-use orders_core::store::DynamoStore;
-use platform::config::process_env;
+use orders_core::service::expire_orders;
 use platform::metrics::{Metrics, Unit};
 use platform::{aws, telemetry};
 
@@ -16,12 +14,7 @@ use platform::{aws, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let metrics = Arc::new(Metrics::from_env());
-    let deps = CancelOrderDeps {
-        store: DynamoStore::from_config(&aws::config().await, Tables::from_env()?),
-        event_source: event_source(&process_env())?,
-        retry: RetryPolicy::default(),
-        metrics: metrics.clone(),
-    };
+    let deps = cancel_deps(&aws::config().await, metrics.clone())?;
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
         let expired = metrics
             .measure(async {

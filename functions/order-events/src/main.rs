@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use orders_core::config::{Tables, event_source};
+use orders_core::config::cancel_deps;
 use orders_core::consumer::consume;
-use orders_core::service::{CancelOrderDeps, Consumer, RetryPolicy};
-use orders_core::store::DynamoStore;
+use orders_core::service::Consumer;
 use platform::config::process_env;
 use platform::consumer::SqsEvent;
 use platform::metrics::Metrics;
@@ -17,12 +16,7 @@ use platform::{aws, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let metrics = Arc::new(Metrics::from_env());
-    let deps = CancelOrderDeps {
-        store: DynamoStore::from_config(&aws::config().await, Tables::from_env()?),
-        event_source: event_source(&process_env())?,
-        retry: RetryPolicy::default(),
-        metrics: metrics.clone(),
-    };
+    let deps = cancel_deps(&aws::config().await, metrics.clone())?;
     let consumer = Consumer::from_vars(process_env())?;
     run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(

@@ -89,3 +89,17 @@ pub fn reconcile_after(vars: impl Vars) -> Result<chrono::Duration, ConfigError>
     let minutes: u32 = vars.positive("RECONCILE_AFTER_MINUTES")?;
     Ok(chrono::Duration::minutes(i64::from(minutes)))
 }
+
+/// What cancel-order, expire-orders and order-events build at init to cancel orders: the store
+/// over the template's tables and this service's event source.
+pub fn cancel_deps(
+    config: &aws_config::SdkConfig,
+    metrics: std::sync::Arc<platform::metrics::Metrics>,
+) -> Result<crate::service::CancelOrderDeps<crate::store::DynamoStore>, ConfigError> {
+    Ok(crate::service::CancelOrderDeps {
+        store: crate::store::DynamoStore::from_config(config, Tables::from_env()?),
+        event_source: event_source(&process_env())?,
+        retry: crate::service::RetryPolicy::default(),
+        metrics,
+    })
+}

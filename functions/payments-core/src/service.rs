@@ -219,6 +219,22 @@ fn retryable(error: ProviderError, deadline: Option<DateTime<Utc>>) -> PaymentEr
     }
 }
 
+/// The id of the order's charge at the provider, if it is in `state` (how a call that failed
+/// under its key is found to have happened, or not).
+async fn charge_in<L, P: PaymentProvider>(
+    deps: &PaymentsDeps<L, P>,
+    payment: &Payment,
+    state: ChargeState,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Option<String>, PaymentError> {
+    let found = deps
+        .provider
+        .find(&payment.order_id)
+        .await
+        .map_err(|e| retryable(e, deadline))?;
+    Ok(found.filter(|c| c.state == state).map(|c| c.charge_id))
+}
+
 async fn authorize<L, P: PaymentProvider>(
     deps: &PaymentsDeps<L, P>,
     payment: &Payment,
@@ -235,14 +251,9 @@ async fn authorize<L, P: PaymentProvider>(
     if deadline.is_some_and(|d| d <= now) {
         // Past the deadline: stop trying. A charge a failed call may have made is reported (the
         // order's cancel voids it); none → nothing is held.
-        return match deps
-            .provider
-            .find(&payment.order_id)
-            .await
-            .map_err(|e| retryable(e, None))?
-        {
-            Some(charge) if charge.state == ChargeState::Authorized => authorized(charge.charge_id),
-            _ => Ok(Outcome::Done((
+        return match charge_in(deps, payment, ChargeState::Authorized, None).await? {
+            Some(charge_id) => authorized(charge_id),
+            None => Ok(Outcome::Done((
                 payment.clone().voided()?,
                 PaymentEventType::PaymentVoided,
             ))),
@@ -267,16 +278,9 @@ async fn authorize<L, P: PaymentProvider>(
         }
         Err(ProviderError::FailedUnderKey { message, .. }) => {
             // Kept under its key: repeating it repeats the failure. Did the charge happen?
-            match deps
-                .provider
-                .find(&payment.order_id)
-                .await
-                .map_err(|e| retryable(e, deadline))?
-            {
-                Some(charge) if charge.state == ChargeState::Authorized => {
-                    authorized(charge.charge_id)
-                }
-                _ => Ok(Outcome::NextAttempt(message)),
+            match charge_in(deps, payment, ChargeState::Authorized, deadline).await? {
+                Some(charge_id) => authorized(charge_id),
+                None => Ok(Outcome::NextAttempt(message)),
             }
         }
         Err(e) => Err(retryable(e, deadline)),
@@ -292,16 +296,9 @@ async fn capture<L, P: PaymentProvider>(
     match deps.provider.capture(charge, &key).await {
         Ok(()) => Ok(Outcome::Done(payment.clone().captured()?)),
         Err(ProviderError::FailedUnderKey { message, .. }) => {
-            match deps
-                .provider
-                .find(&payment.order_id)
-                .await
-                .map_err(|e| retryable(e, None))?
-            {
-                Some(c) if c.state == ChargeState::Captured => {
-                    Ok(Outcome::Done(payment.clone().captured()?))
-                }
-                _ => Ok(Outcome::NextAttempt(message)),
+            match charge_in(deps, &payment, ChargeState::Captured, None).await? {
+                Some(_) => Ok(Outcome::Done(payment.clone().captured()?)),
+                None => Ok(Outcome::NextAttempt(message)),
             }
         }
         Err(e) => Err(retryable(e, None)),
@@ -315,13 +312,9 @@ async fn void<L, P: PaymentProvider>(
     // A pending payment may still have a charge (a failed call that went through): find it.
     let charge_id = match (&payment.charge_id, payment.status) {
         (Some(id), _) => Some(id.clone()),
-        (None, PaymentStatus::Pending) => deps
-            .provider
-            .find(&payment.order_id)
-            .await
-            .map_err(|e| retryable(e, None))?
-            .filter(|c| c.state == ChargeState::Authorized)
-            .map(|c| c.charge_id),
+        (None, PaymentStatus::Pending) => {
+            charge_in(deps, payment, ChargeState::Authorized, None).await?
+        }
         (None, _) => None,
     };
     let Some(charge_id) = charge_id else {
@@ -335,16 +328,9 @@ async fn void<L, P: PaymentProvider>(
     match deps.provider.void(&charge_id, &key).await {
         Ok(()) => Ok(Outcome::Done(payment.clone().voided()?)),
         Err(ProviderError::FailedUnderKey { message, .. }) => {
-            match deps
-                .provider
-                .find(&payment.order_id)
-                .await
-                .map_err(|e| retryable(e, None))?
-            {
-                Some(c) if c.state == ChargeState::Voided => {
-                    Ok(Outcome::Done(payment.clone().voided()?))
-                }
-                _ => Ok(Outcome::NextAttempt(message)),
+            match charge_in(deps, &payment, ChargeState::Voided, None).await? {
+                Some(_) => Ok(Outcome::Done(payment.clone().voided()?)),
+                None => Ok(Outcome::NextAttempt(message)),
             }
         }
         Err(e) => Err(retryable(e, None)),

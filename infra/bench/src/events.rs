@@ -21,6 +21,8 @@ use crate::{BenchError, Cli, cold, say, serve_gateway, tables_of, tokens};
 pub struct EventLatency {
     /// Commit → payments recorded the order's `order.created`.
     pub latencies_ms: Vec<f64>,
+    /// Commit → the order is CONFIRMED (orders recorded its `payment.authorized`).
+    pub confirmed_ms: Vec<f64>,
     /// Commit → the order is FULFILLED (orders recorded its `payment.captured`).
     pub saga_ms: Vec<f64>,
     pub orders: usize,
@@ -127,6 +129,7 @@ async fn run(
             .collect::<Vec<_>>()
     };
     let latencies_ms = latency_to("order.created");
+    let confirmed_ms = latency_to("payment.authorized");
     let saga_ms = latency_to("payment.captured");
     let outbox = scan(dynamo, &tables.outbox, "id, #t").await?;
     let per_order = |n: usize| n as f64 / created.max(1) as f64;
@@ -159,6 +162,7 @@ async fn run(
     Ok(EventLatency {
         sizes,
         latencies_ms,
+        confirmed_ms,
         saga_ms,
         writes,
         orders: created,
