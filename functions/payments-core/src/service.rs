@@ -296,7 +296,7 @@ async fn capture<L, P: PaymentProvider>(
     match deps.provider.capture(charge, &key).await {
         Ok(()) => Ok(Outcome::Done(payment.clone().captured()?)),
         Err(ProviderError::FailedUnderKey { message, .. }) => {
-            match charge_in(deps, &payment, ChargeState::Captured, None).await? {
+            match charge_in(deps, payment, ChargeState::Captured, None).await? {
                 Some(_) => Ok(Outcome::Done(payment.clone().captured()?)),
                 None => Ok(Outcome::NextAttempt(message)),
             }
