@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use orders_core::config::cancel_deps;
-use orders_core::metrics::ORDERS_EXPIRED;
+use orders_core::metrics::{EXPIRY_FAILURES, ORDERS_EXPIRED};
 use orders_core::service::expire_orders;
 use platform::metrics::{Metrics, Unit};
 use platform::{aws, telemetry};
@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
             .measure(async {
                 let expired = expire_orders(&deps, chrono::Utc::now()).await?;
                 metrics.add(ORDERS_EXPIRED, Unit::Count, expired.cancelled as f64);
+                metrics.add(EXPIRY_FAILURES, Unit::Count, expired.failed as f64);
                 Ok::<_, Error>(expired)
             })
             .await?;

@@ -8,12 +8,17 @@ pub const STOCK_NOT_RESTORED: &str = "StockNotRestored";
 /// PENDING orders cancelled because their payment was not authorized by the deadline.
 pub const ORDERS_EXPIRED: &str = "OrdersExpired";
 
+/// PENDING orders past their deadline that the expiry could not cancel this run (alarmed: an
+/// order left PENDING holds its stock).
+pub const EXPIRY_FAILURES: &str = "ExpiryFailures";
+
 /// Every business metric of this service.
-pub const ALL: [&str; 4] = [
+pub const ALL: [&str; 5] = [
     ORDERS_CREATED,
     ORDERS_REFUSED,
     STOCK_NOT_RESTORED,
     ORDERS_EXPIRED,
+    EXPIRY_FAILURES,
 ];
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! provider port (`provider`: authorize, capture, void, find an order's charge) and its adapter
 //! for Stripe's Charges API (`stripe`, its secret key read from Secrets Manager once at init:
 //! `secret`), the saga's payment steps (`service`), the payments table (`store`), the events it
-//! reads and writes (`events`) and its queue's consumer (`consumer`).
+//! reads and writes (`events`), its queue's consumer (`consumer`) and the watch for stranded
+//! authorizations (`service::stranded_authorizations`, run by payments-reconciler).
 
 pub mod consumer;
 pub mod domain;
 pub mod events;
+pub mod metrics;
 pub mod provider;
 pub mod secret;
 pub mod service;

@@ -50,6 +50,31 @@ pub trait PaymentLedger: Send + Sync {
     ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
 }
 
+/// Authorized payments whose funds are still held (neither captured nor voided).
+pub trait HeldAuthorizations: Send + Sync {
+    /// The orders whose payment was authorized before `cutoff` and is still held.
+    fn held_since_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// What a saga can strand on the payments side: authorizations neither captured nor voided
+/// `after` they were made (a confirmed order never shipped, a cancel whose void never came).
+/// Nothing here can repair them safely — capturing or voiding needs the order's fate, which only
+/// its events tell — so they are reported (logged and counted) for the alarm.
+pub async fn stranded_authorizations<H: HeldAuthorizations>(
+    ledger: &H,
+    now: DateTime<Utc>,
+    after: chrono::Duration,
+) -> Result<Vec<String>, StoreError> {
+    let stranded = ledger.held_since_before(now - after).await?;
+    for order_id in &stranded {
+        tracing::warn!(%order_id, "an authorization has been held longer than the limit, neither captured nor voided");
+    }
+    Ok(stranded)
+}
+
 /// Everything the payments consumer needs, built once at init.
 #[derive(Debug, Clone)]
 pub struct PaymentsDeps<L, P> {

@@ -10,10 +10,21 @@ use platform::dynamo::{
     outbox_put, record, s,
 };
 
-use crate::domain::Payment;
-use crate::service::{PaymentLedger, Save, SaveError};
+use crate::domain::{Payment, PaymentStatus};
+use crate::service::{HeldAuthorizations, PaymentLedger, Save, SaveError};
 
 const PAYMENTS: &str = "payments";
+/// The sparse GSI of authorized payments (funds held), by the hour of their authorization.
+pub const HOLDING_INDEX: &str = "holding";
+const HELD_HOUR: &str = "heldHour";
+const AUTHORIZED_AT: &str = "authorizedAt";
+/// How far back the stranded-authorization check looks (Stripe releases an uncaptured charge
+/// after 7 days).
+const HOLDING_LOOKBACK: chrono::Duration = chrono::Duration::days(8);
+
+fn hour_of(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H").to_string()
+}
 
 /// The tables the payments service writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +80,17 @@ impl PaymentLedger for DynamoLedger {
     }
 
     async fn save(&self, save: &Save<'_>) -> Result<(), SaveError> {
-        let item = serde_dynamo::to_item(save.payment).map_err(StoreError::from)?;
+        let mut item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(save.payment).map_err(StoreError::from)?;
+        if save.payment.status == PaymentStatus::Authorized {
+            // In the sparse `holding` index while the funds are held (see `HeldAuthorizations`).
+            let now = chrono::Utc::now();
+            item.insert(HELD_HOUR.into(), s(hour_of(now)));
+            item.insert(
+                AUTHORIZED_AT.into(),
+                s(platform::events::rfc3339_millis::format(&now)),
+            );
+        }
         let put = Put::builder()
             .table_name(&self.tables.payments)
             .set_item(Some(item));
@@ -108,5 +129,39 @@ impl PaymentLedger for DynamoLedger {
     async fn record(&self, consumed: &Consumed) -> Result<Recorded, StoreError> {
         let put = consumed_put(&self.tables.inbox, consumed, chrono::Utc::now())?;
         record(&self.client, put).await
+    }
+}
+
+impl HeldAuthorizations for DynamoLedger {
+    async fn held_since_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut orders = Vec::new();
+        let mut hour = cutoff - HOLDING_LOOKBACK;
+        let at = platform::events::rfc3339_millis::format(&cutoff);
+        while hour <= cutoff {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.tables.payments)
+                .index_name(HOLDING_INDEX)
+                .key_condition_expression("#hour = :hour AND #at <= :at")
+                .expression_attribute_names("#hour", HELD_HOUR)
+                .expression_attribute_names("#at", AUTHORIZED_AT)
+                .expression_attribute_values(":hour", s(hour_of(hour)))
+                .expression_attribute_values(":at", s(at.clone()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for item in page?.items.unwrap_or_default() {
+                    if let Some(id) = item.get("orderId").and_then(|v| v.as_s().ok()) {
+                        orders.push(id.clone());
+                    }
+                }
+            }
+            hour += chrono::Duration::hours(1);
+        }
+        Ok(orders)
     }
 }

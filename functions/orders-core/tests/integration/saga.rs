@@ -122,6 +122,54 @@ async fn a_paid_order_is_confirmed_shipped_captured_and_fulfilled_with_no_furthe
 }
 
 #[tokio::test]
+async fn an_authorization_held_past_the_limit_is_reported_until_it_is_captured() {
+    use payments_core::service::stranded_authorizations;
+    // GIVEN an order authorized at the provider whose saga then stalls (nothing else delivered)
+    let app = TestApp::new().await;
+    let services = app.services().await;
+    let id = order_paid_with(&app, "alice", "tok_visa").await;
+    let mut mapping = app.outbox_mapping().await;
+    app.relay_all(&mut mapping, &app.publisher()).await;
+    app.mapping_of("PaymentEventsQueue")
+        .deliver_once(0, |event| async {
+            Ok::<_, std::convert::Infallible>(
+                payments_core::consumer::consume(
+                    &services.payments,
+                    &services.redelivery,
+                    &app.metrics,
+                    event,
+                )
+                .await,
+            )
+        })
+        .await
+        .unwrap();
+    let after: i64 = app
+        .env("PaymentsReconcilerFunction", "STRANDED_AFTER_HOURS")
+        .parse()
+        .unwrap();
+    let after = Duration::hours(after);
+    let ledger = &services.payments.ledger;
+    // WHEN the reconciler looks before the limit, and after it
+    let early = stranded_authorizations(ledger, Utc::now(), after)
+        .await
+        .unwrap();
+    let late = Utc::now() + after + Duration::minutes(1);
+    let stranded = stranded_authorizations(ledger, late, after).await.unwrap();
+    // THEN only after the limit is the authorization reported; once the saga captures it, never
+    assert!(early.is_empty(), "{early:?}");
+    assert_eq!(stranded, std::slice::from_ref(&id));
+    app.settle(&services).await;
+    assert_eq!(order(&app, &id).await["status"], "FULFILLED");
+    assert!(
+        stranded_authorizations(ledger, late, after)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn every_event_delivered_twice_has_one_effect() {
     // GIVEN a fulfilled order
     let app = TestApp::new().await;
