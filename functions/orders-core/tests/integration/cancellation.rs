@@ -202,21 +202,7 @@ async fn a_confirmed_order_can_be_cancelled_its_authorization_voided_and_its_shi
     let id = placed(&app).await;
     let mut mapping = app.outbox_mapping().await;
     app.relay_all(&mut mapping, &app.publisher()).await;
-    let payments = app.mapping_of("PaymentEventsQueue");
-    payments
-        .deliver_once(0, |event| async {
-            Ok::<_, std::convert::Infallible>(
-                payments_core::consumer::consume(
-                    &services.payments,
-                    &services.redelivery,
-                    &app.metrics,
-                    event,
-                )
-                .await,
-            )
-        })
-        .await
-        .unwrap();
+    app.deliver_payments_once(&services).await;
     app.relay_all(&mut mapping, &app.publisher()).await;
     app.consume_all(&app.cancel_deps()).await;
     assert_eq!(app.status(&id).await, "CONFIRMED");

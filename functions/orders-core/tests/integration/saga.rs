@@ -130,20 +130,7 @@ async fn an_authorization_held_past_the_limit_is_reported_until_it_is_captured()
     let id = order_paid_with(&app, "alice", "tok_visa").await;
     let mut mapping = app.outbox_mapping().await;
     app.relay_all(&mut mapping, &app.publisher()).await;
-    app.mapping_of("PaymentEventsQueue")
-        .deliver_once(0, |event| async {
-            Ok::<_, std::convert::Infallible>(
-                payments_core::consumer::consume(
-                    &services.payments,
-                    &services.redelivery,
-                    &app.metrics,
-                    event,
-                )
-                .await,
-            )
-        })
-        .await
-        .unwrap();
+    app.deliver_payments_once(&services).await;
     let after: i64 = app
         .env("PaymentsReconcilerFunction", "STRANDED_AFTER_HOURS")
         .parse()
@@ -479,20 +466,7 @@ async fn an_authorization_that_loses_the_race_with_the_expiry_is_voided() {
     let id = order_with(&app, &deps, "alice", "tok_visa").await;
     let mut mapping = app.outbox_mapping().await;
     app.relay_all(&mut mapping, &app.publisher()).await;
-    app.mapping_of("PaymentEventsQueue")
-        .deliver_once(0, |event| async {
-            Ok::<_, std::convert::Infallible>(
-                payments_core::consumer::consume(
-                    &services.payments,
-                    &services.redelivery,
-                    &app.metrics,
-                    event,
-                )
-                .await,
-            )
-        })
-        .await
-        .unwrap();
+    app.deliver_payments_once(&services).await;
     assert_eq!(payment(&app, &id).await["status"], "authorized");
     // WHEN the deadline passes and the expiry runs before the authorization is applied
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;

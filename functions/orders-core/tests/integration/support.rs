@@ -260,6 +260,24 @@ impl TestApp {
         panic!("the saga never settled");
     }
 
+    /// Delivers one batch of payments' queue to its consumer (one step of the saga, by hand).
+    pub async fn deliver_payments_once(&self, services: &Services) {
+        self.mapping_of("PaymentEventsQueue")
+            .deliver_once(0, |event| async {
+                Ok::<_, Infallible>(
+                    payments_core::consumer::consume(
+                        &services.payments,
+                        &services.redelivery,
+                        &self.metrics,
+                        event,
+                    )
+                    .await,
+                )
+            })
+            .await
+            .expect("the queue can be read");
+    }
+
     /// A queue → consumer mapping (batch 10), as template.yaml's SQS triggers declare.
     pub fn mapping_of(&self, id: &str) -> SqsMapping {
         SqsMapping::new(
