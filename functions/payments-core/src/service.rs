@@ -228,8 +228,8 @@ async fn retry_later<L: PaymentLedger, P>(
         consumed: None,
     };
     match deps.ledger.save(&save).await {
-        Ok(()) | Err(SaveError::Changed) => {}
-        Err(SaveError::AlreadyApplied) => {}
+        // Changed or applied meanwhile: the redelivery reads the payment again.
+        Ok(()) | Err(SaveError::Changed | SaveError::AlreadyApplied) => {}
         Err(SaveError::Store(e)) => return Err(e.into()),
     }
     Err(PaymentError::Retry { reason, deadline })

@@ -208,7 +208,12 @@ async fn a_rate_limited_authorization_is_retried_through_the_queue_and_charged_o
     let services = app.services().await;
     // (The emulator uses a chain up once per string: the last token, never reached, makes it this
     // test's own.)
-    let id = order_paid_with(&app, "alice", &format!("tok_429|tok_visa|run{}", uuid_v4())).await;
+    let id = order_paid_with(
+        &app,
+        "alice",
+        &format!("tok_429|tok_visa|run{}", uuid_like()),
+    )
+    .await;
     // WHEN the saga runs: the authorization fails and its message comes back later
     let first = app.settle(&services).await;
     assert_eq!(first.failed, 1, "{first:?}");
@@ -236,7 +241,12 @@ async fn a_provider_500_is_looked_up_before_a_new_key_and_never_becomes_two_char
     // GIVEN the provider fails the first authorization with a 500 (kept under its key), then works
     let app = TestApp::new().await;
     let services = app.services().await;
-    let id = order_paid_with(&app, "alice", &format!("tok_500|tok_visa|run{}", uuid_v4())).await;
+    let id = order_paid_with(
+        &app,
+        "alice",
+        &format!("tok_500|tok_visa|run{}", uuid_like()),
+    )
+    .await;
     app.settle(&services).await;
     assert_eq!(
         payment(&app, &id).await["attempt"],
@@ -312,10 +322,6 @@ async fn expiry_never_cancels_a_confirmed_order_nor_one_not_yet_due() {
     assert_eq!(run, orders_core::service::Expired::default());
     assert_eq!(order(&app, &paid).await["status"], "FULFILLED");
     assert_eq!(order(&app, &unpaid).await["status"], "FULFILLED");
-}
-
-fn uuid_v4() -> String {
-    format!("{:032x}", fastrand::u128(..))
 }
 
 #[tokio::test]

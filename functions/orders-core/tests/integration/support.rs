@@ -608,7 +608,8 @@ pub struct Settled {
     pub failed: usize,
 }
 
-fn uuid_like() -> String {
+/// A random hex string (test-private names and tokens).
+pub fn uuid_like() -> String {
     format!("{:032x}", fastrand::u128(..))
 }
 
