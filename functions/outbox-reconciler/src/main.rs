@@ -27,7 +27,8 @@ async fn main() -> Result<(), Error> {
         let run = reconciler.run::<SharedOutbox, _>(&publisher, &metrics, chrono::Utc::now());
         let report = metrics.measure(run).await?;
         Ok::<_, Error>(serde_json::json!({
-            "settled": report.settled,
+            "hours": report.hours,
+            "recorded": report.recorded,
             "republished": report.republished,
             "givenUp": report.given_up,
         }))

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -212,6 +214,8 @@ impl<T: Copy + PartialEq> Cancellation<T> {
 }
 
 /// The outbox put of an event, kept for [`OUTBOX_RETENTION`]; never overwrites an event.
+/// (An event id is derived from its subject and type, and its producer's state condition lets
+/// each be written once; this condition guards its hour's bucket.)
 pub fn outbox_put<T: EventType, D: Serialize>(
     table: &str,
     event: &CloudEvent<T, D>,
@@ -221,10 +225,10 @@ pub fn outbox_put<T: EventType, D: Serialize>(
         "expiresAt".to_owned(),
         n((event.time + OUTBOX_RETENTION).timestamp()),
     );
-    // In the sparse `pending` index until the reconciler finds it recorded by its consumer.
+    // The hash key: the event's hour and shard, where the reconciler looks for it.
     item.insert(
-        crate::reconcile::PENDING_HOUR.to_owned(),
-        s(crate::reconcile::hour_of(event.time)),
+        crate::reconcile::BUCKET.to_owned(),
+        s(crate::reconcile::bucket_of(event.time, &event.id)),
     );
     Ok(Put::builder()
         .table_name(table)
@@ -309,6 +313,54 @@ pub async fn record(client: &Client, put: Put) -> Result<Recorded, StoreError> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A DynamoDB item, as the SDK gives it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// How many times [`batch_get`] asks again for keys DynamoDB left unprocessed before it calls
+/// the table busy.
+const BATCH_GET_ROUNDS: usize = 5;
+
+/// The items of these keys in one table (absent ones are left out, in no order): BatchGetItem
+/// 100 keys at a time, asking again for what it leaves unprocessed.
+pub async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    consistent: bool,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    let mut keys = keys.into_iter().peekable();
+    while keys.peek().is_some() {
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys.by_ref().take(100).collect()))
+            .consistent_read(consistent)
+            .build()?;
+        let mut rounds = 0;
+        loop {
+            let out = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await?;
+            found.extend(
+                out.responses
+                    .unwrap_or_default()
+                    .remove(table)
+                    .unwrap_or_default(),
+            );
+            match out.unprocessed_keys.and_then(|mut rest| rest.remove(table)) {
+                Some(rest) if !rest.keys.is_empty() => request = rest,
+                _ => break,
+            }
+            rounds += 1;
+            if rounds == BATCH_GET_ROUNDS {
+                return Err(StoreError::Transient);
+            }
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -254,7 +254,7 @@ struct Envelope {
 }
 
 /// Attributes of an outbox item that are the outbox's own, not the event's.
-const OUTBOX_ATTRIBUTES: [&str; 3] = ["expiresAt", crate::reconcile::PENDING_HOUR, "republished"];
+const OUTBOX_ATTRIBUTES: [&str; 3] = ["expiresAt", crate::reconcile::BUCKET, "republished"];
 
 impl OutboxEvents for SharedOutbox {
     fn outgoing_item(item: serde_dynamo::Item) -> Result<Outgoing, RecordError> {

@@ -175,6 +175,8 @@ def place(user: str, request: OrderRequest) -> Response:
             "data": order,
             "expiresAt": int((now + timedelta(days=7)).timestamp()),
         }
+        # The outbox's hash key, as the Rust functions write it: the event's hour and its shard.
+        event["bucket"] = f"{created_at[:13]}#{sum(event['id'].encode()) % 8}"
         # Stored as the Rust function stores it: the deadline under reserveUntil (expiresAt is
         # the table's TTL attribute), in the sparse expiry index while PENDING.
         stored = {k: v for k, v in order.items() if k != "expiresAt"}

@@ -200,32 +200,33 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
     let s = per.sizes;
     let w = per.writes;
     // Transactional writes cost two units per KB; GSI copies one. The order transaction: order,
-    // product, outbox event, quota counter; the byUser (ALL) and pending copies; the expiring
-    // index's key (KEYS_ONLY, while PENDING).
+    // product, outbox event, quota counter; the byUser index's keys (KEYS_ONLY: only this first
+    // write touches it) and the expiring index's (KEYS_ONLY, while PENDING).
     let create_wru = 2.0
         * (write_units(s.order)
             + write_units(s.product)
             + write_units(s.outbox)
             + write_units(s.quota))
-        + write_units(s.order)
-        + write_units(s.outbox)
+        + 1.0
         + 1.0;
-    // Every later event: its outbox item (2) and pending copy (1), written with its producer's
-    // item (2; the order's also copied to byUser, and taken out of expiring once); every inbox
-    // record (2, in the same transaction).
+    // Every later event: its outbox item (2), written with its producer's item (2; the order's
+    // confirmation also takes it out of the expiring index, 1) and the inbox record of the event
+    // that caused it (2). Finding an event again costs the outbox reconciler no write: the outbox
+    // is keyed by hour.
     let later_events = (w.events - 1.0).max(0.0);
-    let saga_wru = later_events * (2.0 * write_units(s.outbox) + write_units(s.outbox))
-        + (w.order_events - 1.0).max(0.0) * (3.0 * write_units(s.order))
+    let saga_wru = later_events * 2.0 * write_units(s.outbox)
+        + (w.order_events - 1.0).max(0.0) * 2.0 * write_units(s.order)
         + 1.0
         + w.payment_events * 2.0 * write_units(s.payment)
         + w.shipment_events * 2.0 * write_units(s.shipment)
         + w.inbox_records * 2.0 * write_units(s.inbox);
-    // The reconciler settles each event once: an UpdateItem (REMOVE pendingHour) and its GSI delete.
-    let settle_wru = w.events * 2.0 * write_units(s.outbox);
     // Prices (one eventually consistent BatchGetItem of ≤ 4 KB); each consumed event's consistent
-    // read of its service's item (1); the reconciler's look at each event (its share of an index
-    // query, and a consistent inbox read).
-    let read_units = 0.5 + w.inbox_records * 1.0 + w.events * (0.5 + 1.0);
+    // read of its service's item (1); the reconciler reads each event once in its hour's query
+    // (eventually consistent, 4 KB a unit) and its consumers' inbox records (0.5 each).
+    let read_units = 0.5
+        + w.inbox_records * 1.0
+        + w.events * 0.5 * s.outbox as f64 / 4096.0
+        + w.inbox_records * 0.5;
     // The relay publishes up to 10 events per PublishBatch (at least one per invocation); SNS sends
     // each to every subscribed queue (one SQS request per inbox record), and each consumer batch
     // receives and deletes once.
@@ -238,7 +239,7 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
         * (billed(per.create_ms)
             + per.relay_invocations * billed(per.relay_ms)
             + per.consumer_invocations * billed(per.consumer_ms));
-    let write_units_total = create_wru + saga_wru + settle_wru;
+    let write_units_total = create_wru + saga_wru;
     vec![
         CostLine {
             what: "API Gateway HTTP API requests".into(),
@@ -259,14 +260,14 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
             dollars_per_million_orders: gb_seconds * prices.lambda_arm64_gb_second * 1e6,
         },
         CostLine {
-            what: "DynamoDB write units (the order transaction, every saga step's transaction with its event and inbox record, GSIs, settling each event)"
+            what: "DynamoDB write units (the order transaction, every saga step's transaction with its event and inbox record, index keys)"
                 .into(),
             quantity: write_units_total,
             unit: "WRU",
             dollars_per_million_orders: write_units_total * prices.dynamodb_write_units_per_million,
         },
         CostLine {
-            what: "DynamoDB read units (prices; each step's read of its item; the reconciler's look at each event)".into(),
+            what: "DynamoDB read units (prices; each step's read of its item; the reconciler's one look at each event and its inbox records)".into(),
             quantity: read_units,
             unit: "RRU",
             dollars_per_million_orders: read_units * prices.dynamodb_read_units_per_million,
@@ -341,10 +342,10 @@ mod tests {
         };
         let lines = model(&per, &prices);
         let wru = lines.iter().find(|l| l.unit == "WRU").map(|l| l.quantity);
-        // create: 2×4 + 2 GSI copies + the expiring key = 11; six later events: 6 × (2 + 1) = 18;
-        // three order transitions: 3 × 3 = 9, and the expiring key's delete 1; two payment and one
-        // shipment item: 2 × 2 + 2 = 6; six inbox records: 12; settling seven events: 14
-        assert_eq!(wru, Some(11.0 + 18.0 + 9.0 + 1.0 + 6.0 + 12.0 + 14.0));
+        // create: 2×4 + the byUser and expiring keys = 10; six later events: 6 × 2 = 12; three
+        // order transitions: 3 × 2 = 6, and the expiring key's delete 1; two payment and one
+        // shipment item: 2 × 2 + 2 = 6; six inbox records: 12
+        assert_eq!(wru, Some(10.0 + 12.0 + 6.0 + 1.0 + 6.0 + 12.0));
         let invocations = lines
             .iter()
             .find(|l| l.unit == "invocations")

@@ -763,22 +763,25 @@ fn write_cost(md: &mut String, root: &Path, results: &Results) {
             );
         }
         let _ = writeln!(md, "| **Total** | | **{total:.2}** |\n");
-        // The reconciler's share: each event's pending-index entry and its settling (update + index
-        // delete), at one unit each for items under 1 KB.
-        let reconciler_wru = per.writes.events * 3.0;
-        let without = total - reconciler_wru * prices.dynamodb_write_units_per_million;
+        // The largest share: the saga steps' transactions (state item, event, inbox record).
+        let step_wru = (per.writes.events - 1.0).max(0.0) * 6.0;
         let _ = writeln!(
             md,
-            "{} the goal of $40 per million. What dominates is DynamoDB's writes: every saga step is one \
-             transaction of its service's item, its outbox event and its inbox record, each at twice the \
-             unit price, and the outbox reconciler adds {:.0} write units per order (each event's entry in \
-             the `pending` index, and settling it). Without the reconciler's share the total would be \
-             ${:.2}; settling by the hour (one checkpoint per hour, re-checking only what was re-sent) \
-             instead of event by event would remove most of it. Halving the rest needs fewer transactions \
-             per order (fewer events, or a consumer's inbox record folded into its state item).\n",
+            "{} the goal of $40 per million. What dominates is DynamoDB's writes: every saga step is \
+             one transaction of its service's item, its outbox event and the inbox record of the event \
+             that caused it, each at twice the unit price — {:.0} of the {:.0} write units, ${:.2} of \
+             the total. Halving it needs fewer steps (fewer events per order) or non-transactional \
+             steps, which would give up the all-or-nothing write of a state change with its event. \
+             Finding lost events costs the outbox reconciler no write per event (the outbox is keyed \
+             by hour), and the orders' byUser index holds keys only, so an order's later writes leave \
+             it alone.\n",
             if total <= 40.0 { "Within" } else { "Above" },
-            reconciler_wru,
-            without
+            step_wru,
+            lines
+                .iter()
+                .find(|l| l.unit == "WRU")
+                .map_or(0.0, |l| l.quantity),
+            step_wru * prices.dynamodb_write_units_per_million,
         );
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::KeysAndAttributes;
-use platform::dynamo::{StoreError, s};
+use aws_sdk_dynamodb::types::AttributeValue;
+use platform::dynamo::{Item, StoreError, batch_get, s};
 use platform::events::rfc3339_millis;
 
 use super::DynamoStore;
@@ -59,15 +59,39 @@ impl ListOrders for DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await?;
-        let mut orders = out
+        // The index holds keys only (an order's later writes cost it nothing): the page's orders
+        // are read from the table, in the index's order.
+        let mut ids = out
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| decode_order(item).map(|stored| stored.order))
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|mut item| match item.remove("orderId") {
+                Some(AttributeValue::S(id)) => Some(id),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
         let limit = limit as usize;
-        let more = orders.len() > limit || out.last_evaluated_key.is_some();
-        orders.truncate(limit);
+        let more = ids.len() > limit || out.last_evaluated_key.is_some();
+        ids.truncate(limit);
+        let keys = ids
+            .iter()
+            .map(|id| HashMap::from([("orderId".to_owned(), s(id))]))
+            .collect();
+        let mut found: HashMap<String, Item> =
+            batch_get(&self.client, &self.tables.orders, keys, false)
+                .await?
+                .into_iter()
+                .filter_map(|item| match item.get("orderId") {
+                    Some(AttributeValue::S(id)) => Some((id.clone(), item)),
+                    _ => None,
+                })
+                .collect();
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(item) = found.remove(id) {
+                orders.push(decode_order(item)?.order);
+            }
+        }
         let next = match orders.last() {
             Some(last) if more => Some(PageKey {
                 order_id: last.order_id,
@@ -88,38 +112,12 @@ impl ReadProducts for DynamoStore {
         let keys = ids
             .iter()
             .map(|id| HashMap::from([("productId".to_owned(), s(id.as_str()))]))
-            .collect::<Vec<_>>();
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(consistent)
-            .build()?;
-        let mut found = HashMap::with_capacity(ids.len());
-        // BatchGetItem may answer part of the keys; ask again for the rest (bounded: 25 keys at most).
-        for _ in 0..5 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.tables.products, request)
-                .send()
-                .await?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.tables.products)
-                .unwrap_or_default()
-            {
-                let product = decode_product(item)?;
-                found.insert(product.id.clone(), product);
-            }
-            match out
-                .unprocessed_keys
-                .and_then(|mut rest| rest.remove(&self.tables.products))
-            {
-                Some(rest) if !rest.keys.is_empty() => request = rest,
-                _ => return Ok(found),
-            }
-        }
-        Err(StoreError::Transient)
+            .collect();
+        batch_get(&self.client, &self.tables.products, keys, consistent)
+            .await?
+            .into_iter()
+            .map(|item| decode_product(item).map(|product| (product.id.clone(), product)))
+            .collect()
     }
 }
 

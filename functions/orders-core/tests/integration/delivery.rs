@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use orders_core::config::reconcile_after;
-use platform::reconcile::{Reconciled, Reconciler};
+use platform::reconcile::Reconciler;
 use platform::relay::{
     DeadLetter, Outgoing, PublishError, Publisher, SharedOutbox, TopicPublisher,
 };
@@ -183,6 +183,7 @@ async fn a_record_the_relay_cannot_send_is_set_aside_whole_and_the_rest_flow() {
     app.client
         .put_item()
         .table_name(&app.tables().outbox)
+        .item("bucket", AttributeValue::S("foreign".into()))
         .item("id", AttributeValue::S("not-an-event".into()))
         .item("note", AttributeValue::S("written by hand".into()))
         .send()
@@ -215,7 +216,7 @@ async fn a_record_the_relay_cannot_send_is_set_aside_whole_and_the_rest_flow() {
 }
 
 #[tokio::test]
-async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
+async fn events_no_consumer_recorded_are_sent_again_once_their_hour_is_done() {
     // GIVEN three orders whose sagas ran to the end (7 events each, all consumed), and two whose
     // order.created was never relayed (an outage longer than the stream keeps records)
     let app = TestApp::new().await;
@@ -238,37 +239,42 @@ async fn events_no_consumer_recorded_are_sent_again_after_n_minutes() {
             .expect("template.yaml sets EVENT_CONSUMERS"),
         after: reconcile_after(env).expect("template.yaml sets RECONCILE_AFTER_MINUTES"),
     };
-    let run = |minutes: i64| {
+    // The reconciler examines an hour once it ended `after` ago: a run at `t` + an hour + `after`
+    // examines every hour up to the one `t` is in.
+    let run = |at: chrono::DateTime<Utc>| {
         let reconciler = &reconciler;
         let app = &app;
         async move {
             reconciler
-                .run::<SharedOutbox, _>(
-                    &app.publisher(),
-                    &app.metrics,
-                    Utc::now() + Duration::minutes(minutes),
-                )
+                .run::<SharedOutbox, _>(&app.publisher(), &app.metrics, at)
                 .await
                 .unwrap()
         }
     };
-    // WHEN the reconciler runs before the events are N minutes old: nothing happens
-    assert_eq!(run(0).await, Reconciled::default());
+    let done = |at: chrono::DateTime<Utc>| at + Duration::hours(1) + reconciler.after;
+    // WHEN the reconciler runs while the events' hour has not ended: it reads back to the outbox's
+    // retention (nothing there), sends nothing, and keeps its place
+    let first = run(Utc::now()).await;
+    assert_eq!((first.recorded, first.republished), (0, 0));
+    assert!(first.hours >= 7 * 24 - 1, "{first:?}");
     assert_eq!(app.queue_depth("PaymentEventsQueue").await, 0);
-    // WHEN it runs after N minutes: the consumed events leave the pending index, the two
-    // order.created nobody recorded are sent again (to payments)
-    let after = reconciler.after.num_minutes() + 1;
-    let first = run(after).await;
-    assert_eq!((first.settled, first.republished), (21, 2));
+    // WHEN it runs once their hour is done: the two order.created nobody recorded are sent again
+    // (to payments), the 21 consumed events are left alone
+    let second = run(done(Utc::now())).await;
+    assert_eq!((second.recorded, second.republished), (21, 2));
+    assert!(second.hours <= 2, "from its checkpoint: {second:?}");
     assert_eq!(app.queue_depth("PaymentEventsQueue").await, 2);
     // AND their sagas run to the end (the stale stream records relayed too are duplicates)
     app.settle(&services).await;
     for id in &ids {
         assert_eq!(app.status(id).await, "FULFILLED", "{id}");
     }
-    // THEN the next run finds all of theirs recorded, and the one after has nothing left to read
-    let second = run(after + 5).await;
-    assert_eq!((second.settled, second.republished), (14, 0));
-    assert_eq!(run(after + 10).await, Reconciled::default());
+    // THEN the next run reads that hour again and finds all 35 events recorded, and the one after
+    // has nothing left to read
+    let third = run(done(Utc::now())).await;
+    assert_eq!((third.recorded, third.republished), (35, 0));
+    let fourth = run(done(Utc::now())).await;
+    assert_eq!((fourth.recorded, fourth.republished), (0, 0), "{fourth:?}");
+    assert!(fourth.hours <= 1, "an hour begun since at most: {fourth:?}");
     assert_eq!(app.metric_total("EventsRepublished", &[]), 2.0);
 }

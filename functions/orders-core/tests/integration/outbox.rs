@@ -104,14 +104,13 @@ async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
     }
 
     // AND changes that are not INSERTs (an update, a delete) are read from the stream but not sent
-    let first = outbox.values().next().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = outbox.values().next().unwrap();
+    let key = |name: &str| AttributeValue::S(first[name].as_str().unwrap().to_owned());
     app.client
         .update_item()
         .table_name(&app.tables().outbox)
-        .key("id", AttributeValue::S(first.clone()))
+        .key("bucket", key("bucket"))
+        .key("id", key("id"))
         .update_expression("SET note = :n")
         .expression_attribute_values(":n", AttributeValue::S("touched".into()))
         .send()
@@ -120,7 +119,8 @@ async fn inserts_reach_the_queue_with_order_group_and_event_dedup_ids() {
     app.client
         .delete_item()
         .table_name(&app.tables().outbox)
-        .key("id", AttributeValue::S(first))
+        .key("bucket", key("bucket"))
+        .key("id", key("id"))
         .send()
         .await
         .unwrap();
