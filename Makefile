@@ -13,6 +13,9 @@ PROFILE ?= release
 BIN_DIR := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 PORT ?= 3000
+# CPU_SHARE=memory|off|<MB>: each local environment's CPU, as Lambda gives it by MemorySize (on by
+# default for release binaries; debug builds are too slow for the share to mean anything).
+CPU_SHARE ?= $(if $(filter release,$(PROFILE)),memory,off)
 DEV_PREFIX ?= dev
 # PARAMS="ReservationMinutes=1 OrdersPerMinute=100": template parameters instead of their defaults
 # (as `sam deploy --parameter-overrides` takes them), for dev and invoke.
@@ -44,7 +47,7 @@ build: ## Build every function and devkit (PROFILE=release|debug)
 	@cargo build --workspace --locked $(CARGO_PROFILE)
 
 dev: bootstrap build ## The whole app on http://127.0.0.1:$(PORT): emulators, functions under aws-lambda-rie, API, triggers
-	@infra/with-emulators.sh $(DEVKIT) --prefix $(DEV_PREFIX) dev --port $(PORT)
+	@infra/with-emulators.sh $(DEVKIT) --prefix $(DEV_PREFIX) dev --port $(PORT) --cpu-share $(CPU_SHARE)
 
 token: build ## Print a bearer token for the local API (SUB=alice SCOPES="orders:write orders:read")
 	@$(DEVKIT) token --sub "$(SUB)" --scopes "$(SCOPES)"

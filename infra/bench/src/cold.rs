@@ -84,6 +84,7 @@ pub async fn measure(
         env: subject.env.clone(),
         timeout_secs: 30,
         memory_mb: subject.memory_mb,
+        cpu_share_mb: None,
     };
     let mut samples = Vec::with_capacity(starts);
     for _ in 0..starts {

@@ -28,6 +28,22 @@ pub struct Prices {
 }
 
 impl Prices {
+    /// us-east-1's prices of 2026-11, for the tests.
+    #[cfg(test)]
+    pub fn us_east_1() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            as_of: "test".into(),
+            lambda_requests_per_million: 0.2,
+            lambda_arm64_gb_second: 0.0000133334,
+            http_api_requests_per_million: 1.0,
+            dynamodb_write_units_per_million: 0.625,
+            dynamodb_read_units_per_million: 0.125,
+            sqs_fifo_requests_per_million: 0.5,
+            sns_fifo_publish_requests_per_million: 0.3,
+        }
+    }
+
     pub fn load(root: &Path) -> Result<Self, BenchError> {
         let path = root.join("infra/bench/prices.json");
         let text = std::fs::read_to_string(&path)
@@ -329,17 +345,7 @@ mod tests {
             consumer_invocations: 0.5,
             consumer_ms: 12.0,
         };
-        let prices = Prices {
-            region: "us-east-1".into(),
-            as_of: "test".into(),
-            lambda_requests_per_million: 0.2,
-            lambda_arm64_gb_second: 0.0000133334,
-            http_api_requests_per_million: 1.0,
-            dynamodb_write_units_per_million: 0.625,
-            dynamodb_read_units_per_million: 0.125,
-            sqs_fifo_requests_per_million: 0.5,
-            sns_fifo_publish_requests_per_million: 0.3,
-        };
+        let prices = Prices::us_east_1();
         let lines = model(&per, &prices);
         let wru = lines.iter().find(|l| l.unit == "WRU").map(|l| l.quantity);
         // create: 2×4 + the byUser and expiring keys = 10; six later events: 6 × 2 = 12; three

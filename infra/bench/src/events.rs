@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use devkit::console::Console;
+use devkit::cpu::CpuShare;
 use devkit::dev;
 use orders_core::store::DynamoStore;
 
@@ -33,6 +34,10 @@ pub struct EventLatency {
     pub relay_ms: Vec<f64>,
     /// Each consumer function's invocation durations (order-events, payment-events, shipment-events).
     pub consumer_ms: BTreeMap<String, Vec<f64>>,
+    /// Every function's invocation durations in this run (create-order's included), by name.
+    pub durations_ms: BTreeMap<String, Vec<f64>>,
+    /// Per function: invocations served under a CPU share, and how many were throttled.
+    pub throttled: BTreeMap<String, (usize, usize)>,
     /// What the saga wrote, counted in this run.
     pub writes: crate::cost::SagaWrites,
     /// The items this run wrote, sized.
@@ -52,21 +57,49 @@ pub async fn measure(
     stamp: &str,
     dynamo: &aws_sdk_dynamodb::Client,
 ) -> Result<EventLatency, BenchError> {
+    measure_at(
+        cli,
+        &format!("bench{stamp}-events"),
+        dynamo,
+        CpuShare::Off,
+        cli.requests,
+    )
+    .await
+}
+
+/// The saga for `orders` orders at [`RATE`], every environment at `share` of a core.
+pub async fn measure_at(
+    cli: &Cli,
+    prefix: &str,
+    dynamo: &aws_sdk_dynamodb::Client,
+    share: CpuShare,
+    orders: usize,
+) -> Result<EventLatency, BenchError> {
     let console = Arc::new(Console::recording());
-    let options = crate::options(cli, format!("bench{stamp}-events"), CONCURRENCY);
+    let mut options = crate::options(cli, prefix.to_owned(), CONCURRENCY);
+    options.cpu_share = share;
     let app = Arc::new(dev::start(&options, console.clone()).await?);
     let (port, _stop) = serve_gateway(app.gateway.clone()).await?;
     let mappings = dev::start_triggers(&app)?;
-    let outcome = run(cli, &app, port, dynamo).await;
+    let outcome = run(&app, port, dynamo, orders).await;
     for mapping in mappings {
         mapping.abort();
     }
+    let throttled = app
+        .pools
+        .values()
+        .map(|pool| (pool.name().to_owned(), pool.throttled_invocations()))
+        .collect();
     app.stop();
     let mut latency = outcome?;
+    latency.throttled = throttled;
     for (function, line) in console.take_recorded() {
         let Some(ms) = cold::invoke_duration(&line) else {
             continue;
         };
+        // An environment's lines are labelled `create-order#2` when its function has several.
+        let name = function.split('#').next().unwrap_or_default().to_owned();
+        latency.durations_ms.entry(name).or_default().push(ms);
         match function.as_str() {
             "outbox-relay" => latency.relay_ms.push(ms),
             f if CONSUMERS.contains(&f) => {
@@ -80,16 +113,15 @@ pub async fn measure(
 }
 
 async fn run(
-    cli: &Cli,
     app: &dev::LocalApp,
     port: u16,
     dynamo: &aws_sdk_dynamodb::Client,
+    requests: usize,
 ) -> Result<EventLatency, BenchError> {
     let tables = tables_of(&app.names)?;
     let store = DynamoStore::new(dynamo.clone(), tables.clone());
     let catalogue = load::seed(&store, Scenario::Many, "ev", 0).await?;
     let target = Arc::new(Target::http(port, tokens(&app.gateway.secret)?));
-    let requests = cli.requests;
     let result = load::drive_at(target, &catalogue, requests, CONCURRENCY, Some(RATE)).await?;
     load::check(&store, Scenario::Many, &catalogue, &result, "orders (Rust)").await?;
     let created = result.count(201);

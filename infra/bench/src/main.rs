@@ -6,6 +6,7 @@ mod cost;
 mod cpu;
 mod events;
 mod load;
+mod power;
 mod report;
 mod stats;
 
@@ -141,6 +142,8 @@ pub struct Results {
     pub cold: Vec<(String, Vec<cold::Sample>)>,
     pub warm: Vec<WarmRun>,
     pub events: Option<events::EventLatency>,
+    /// The saga at each memory size's CPU share.
+    pub power: Option<power::PowerTuning>,
     /// create-order's in-function durations (the emulator's REPORT lines) at the lowest concurrency.
     pub function_ms: Vec<f64>,
     /// The same of the `--baseline` build's create-order.
@@ -164,6 +167,7 @@ fn options(cli: &Cli, prefix: String, environments: usize) -> DevOptions {
         http_environments: environments,
         catalog: cli.root.join("infra/sample-catalog.json"),
         parameters: BTreeMap::from([("OrdersPerMinute".to_owned(), NO_QUOTA.to_owned())]),
+        cpu_share: devkit::cpu::CpuShare::Off,
     }
 }
 
@@ -228,6 +232,9 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
 
     say("event latency under load");
     results.events = Some(events::measure(&cli, &stamp, &dynamo).await?);
+
+    say("power tuning: the saga at each memory size's CPU share");
+    results.power = Some(power::measure(&cli, &stamp, &dynamo).await?);
 
     results.packages = report::package_sizes(&cli.root);
     results.item_sizes = results.events.as_ref().and_then(|e| e.sizes);

@@ -399,6 +399,7 @@ pub fn write(
     write_event_latency(&mut md, results);
     write_package_sizes(&mut md, results);
     write_cost(&mut md, root, results);
+    write_power(&mut md, root, results);
     write_noise(&mut md, &ctx);
     std::fs::write(root.join(out), md)
 }
@@ -784,6 +785,53 @@ fn write_cost(md: &mut String, root: &Path, results: &Results) {
             step_wru * prices.dynamodb_write_units_per_million,
         );
     }
+}
+
+fn write_power(md: &mut String, root: &Path, results: &Results) {
+    let (Some(tuning), Ok(prices)) = (&results.power, Prices::load(root)) else {
+        return;
+    };
+    let _ = writeln!(md, "## Power tuning\n");
+    let _ = writeln!(
+        md,
+        "The saga run once per memory size ({} orders at {} orders/s each), every environment at that \
+         size's share of one core as Lambda gives it (1,769 MB is one vCPU; devkit's CPU cgroups), \
+         like AWS Lambda Power Tuning on an account. Per function on the order path: its REPORT \
+         durations, the invocations that hit their quota at least once, and the cost per million \
+         orders of that function alone (GB-s at the size, billed by the millisecond, plus requests). \
+         The budget: a size's p99 may be at most {}× the p99 at a full core; the chosen size \
+         (**bold**) is the cheapest within it. Durations include DynamoDB Local's and moto's time, \
+         which is slower than AWS's, so the sizes are an upper bound on what the CPU needs.\n",
+        tuning.orders,
+        crate::events::RATE,
+        crate::power::P99_BUDGET,
+    );
+    let _ = writeln!(
+        md,
+        "| Function | MB | p50 | p90 | p99 | throttled | invocations per order | $ per million orders |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for function in crate::power::ORDER_PATH {
+        let Some(sizes) = tuning.functions.get(function) else {
+            continue;
+        };
+        let chosen = tuning.chosen(sizes, &prices).map(|s| s.size_mb);
+        for s in sizes {
+            let mark = if Some(s.size_mb) == chosen { "**" } else { "" };
+            let _ = writeln!(
+                md,
+                "| {function} | {mark}{}{mark} | {:.1} ms | {:.1} ms | {:.1} ms | {}/{} | {:.2} | {:.3} |",
+                s.size_mb,
+                s.p50_ms,
+                s.p90_ms,
+                s.p99_ms,
+                s.throttled,
+                s.shared,
+                s.per_order,
+                s.cost(&prices)
+            );
+        }
+    }
+    let _ = writeln!(md);
 }
 
 fn write_noise(md: &mut String, ctx: &Context) {

@@ -66,10 +66,31 @@ fn a_quick_bench_measures_every_phase_and_writes_the_report() {
         "## Event and saga latency",
         "| FULFILLED (orders recorded `payment.captured`) | 20 |",
         "## Cost per million fulfilled orders",
+        "## Power tuning",
     ] {
         assert!(
             text.contains(section),
             "the report lacks {section}:\n{text}"
+        );
+    }
+    // AND power tuning measured every function on the order path at five sizes, and chose one
+    let power = &text[text.find("## Power tuning").unwrap_or(0)..];
+    for function in [
+        "create-order",
+        "outbox-relay",
+        "payment-events",
+        "order-events",
+        "shipment-events",
+    ] {
+        let rows: Vec<&str> = power
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {function} |")))
+            .collect();
+        assert_eq!(rows.len(), 5, "{function}: {rows:?}");
+        assert_eq!(
+            rows.iter().filter(|r| r.contains("**")).count(),
+            1,
+            "{rows:?}"
         );
     }
     let svg = std::fs::read_to_string(&chart).expect("the chart was written");

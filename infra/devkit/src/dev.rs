@@ -57,6 +57,8 @@ pub struct DevOptions {
     pub catalog: PathBuf,
     /// Template parameters other than their defaults (say, `OrdersPerMinute` for `make bench`).
     pub parameters: BTreeMap<String, String>,
+    /// The CPU share each environment runs at (Lambda's, by memory size, or none).
+    pub cpu_share: crate::cpu::CpuShare,
 }
 
 impl DevOptions {
@@ -206,6 +208,7 @@ pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared
             env,
             timeout_secs: f.timeout_secs,
             memory_mb: f.memory_mb,
+            cpu_share_mb: options.cpu_share.for_function(f.memory_mb),
         };
         launches.push((f, launch, serves_http));
     }
@@ -537,6 +540,18 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
             route.function.name()
         ));
     }
+    console.info(&match options.cpu_share {
+        crate::cpu::CpuShare::Off => "CPU shares off: every environment runs as fast as this \
+            machine lets it (--cpu-share memory: Lambda's share of a core by MemorySize)"
+            .to_owned(),
+        crate::cpu::CpuShare::MemorySize => "each environment runs at its function's MemorySize \
+            share of a core, as on Lambda (128 MB: 7.2 %; --cpu-share off to lift it)"
+            .to_owned(),
+        crate::cpu::CpuShare::Fixed(mb) => format!(
+            "every environment runs at {mb} MB's share of a core ({:.1} %)",
+            crate::cpu::share_of(mb) * 100.0
+        ),
+    });
     console.info(&format!(
         "the API is on http://127.0.0.1:{} — a token: make token SUB=alice — stop with Ctrl-C",
         options.port

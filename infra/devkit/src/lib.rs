@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod console;
+pub mod cpu;
 pub mod dev;
 pub mod emf;
 pub mod jwt;

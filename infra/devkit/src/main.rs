@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use devkit::cpu::CpuShare;
 use devkit::dev::{self, DevOptions};
 use devkit::jwt;
 
@@ -46,6 +47,10 @@ enum Command {
         /// Environments per HTTP function.
         #[arg(long, default_value_t = 4)]
         environments: usize,
+        /// Each environment's CPU, as Lambda gives it: `memory` (its function's MemorySize share
+        /// of a core, 1,769 MB being one), a size in MB for every function, or `off`.
+        #[arg(long, default_value = "off", value_parser = CpuShare::parse)]
+        cpu_share: CpuShare,
     },
     /// One function (logical id or binary name) with one event; prints the response.
     Invoke {
@@ -69,7 +74,7 @@ fn default_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn options(cli: &Cli, port: u16, environments: usize) -> DevOptions {
+fn options(cli: &Cli, port: u16, environments: usize, cpu_share: CpuShare) -> DevOptions {
     DevOptions {
         root: cli.root.clone(),
         bin_dir: cli
@@ -85,6 +90,7 @@ fn options(cli: &Cli, port: u16, environments: usize) -> DevOptions {
         http_environments: environments,
         catalog: cli.root.join("infra/sample-catalog.json"),
         parameters: cli.parameters.iter().cloned().collect(),
+        cpu_share,
     }
 }
 
@@ -92,18 +98,24 @@ fn options(cli: &Cli, port: u16, environments: usize) -> DevOptions {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Dev { port, environments } => dev::run(options(&cli, *port, *environments))
+        Command::Dev {
+            port,
+            environments,
+            cpu_share,
+        } => dev::run(options(&cli, *port, *environments, *cpu_share))
             .await
             .map(|()| None),
-        Command::Invoke { function, event } => dev::invoke(options(&cli, 0, 1), function, event)
-            .await
-            .map(Some),
+        Command::Invoke { function, event } => {
+            dev::invoke(options(&cli, 0, 1, CpuShare::Off), function, event)
+                .await
+                .map(Some)
+        }
         Command::Token {
             sub,
             scopes,
             ttl_secs,
         } => {
-            let secret_path = options(&cli, 0, 1).secret_path();
+            let secret_path = options(&cli, 0, 1, CpuShare::Off).secret_path();
             jwt::secret(&secret_path)
                 .and_then(|secret| {
                     let scopes: Vec<&str> = scopes.split_whitespace().collect();
@@ -151,7 +163,7 @@ mod tests {
             "ReconcileAfterMinutes=6",
             "token",
         ]);
-        let options = options(&cli, 0, 1);
+        let options = options(&cli, 0, 1, CpuShare::Off);
         assert_eq!(options.parameters["OrdersPerMinute"], "100");
         assert_eq!(options.parameters["ReconcileAfterMinutes"], "6");
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
 use crate::console::Console;
+use crate::cpu::CpuGroup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RieError {
@@ -41,11 +43,19 @@ pub struct FunctionLaunch {
     pub env: BTreeMap<String, String>,
     pub timeout_secs: u64,
     pub memory_mb: u64,
+    /// Run each environment at this memory size's share of a core, as Lambda would (None: as fast
+    /// as the machine lets it). See [`crate::cpu`].
+    pub cpu_share_mb: Option<u64>,
 }
 
 struct Environment {
     child: Child,
+    /// Dropped after the child: the group is removed once its processes are gone.
+    cpu: Option<CpuGroup>,
 }
+
+/// Whether "no CPU cgroup" was said already (it is said once per process).
+static CPU_UNAVAILABLE_SAID: AtomicBool = AtomicBool::new(false);
 
 /// A function's environments, each behind its own aws-lambda-rie.
 pub struct FunctionPool {
@@ -55,6 +65,8 @@ pub struct FunctionPool {
     envs: Vec<Mutex<Option<Environment>>>,
     ports: Vec<u16>,
     client: Client<HttpConnector, Full<Bytes>>,
+    invocations_shared: AtomicUsize,
+    invocations_throttled: AtomicUsize,
 }
 
 /// A loopback port nothing listens on, never the same twice in this process (the emulator binds it
@@ -147,6 +159,23 @@ impl FunctionPool {
             } else {
                 launch.name.clone()
             };
+            // The runtime starts at the first invocation, a child of the emulator: in its group.
+            let cpu = launch.cpu_share_mb.and_then(|mb| {
+                let group = CpuGroup::create(&format!("{}-{}-{port}", launch.name, index + 1), mb)
+                    .and_then(|group| {
+                        group.add(child.id().unwrap_or_default())?;
+                        Ok(group)
+                    });
+                match group {
+                    Ok(group) => Some(group),
+                    Err(e) => {
+                        if !CPU_UNAVAILABLE_SAID.swap(true, Ordering::Relaxed) {
+                            console.info(&e.to_string());
+                        }
+                        None
+                    }
+                }
+            });
             if let Some(out) = child.stdout.take() {
                 let (console, label) = (console.clone(), label.clone());
                 tokio::spawn(async move {
@@ -165,7 +194,7 @@ impl FunctionPool {
                     }
                 });
             }
-            envs.push(Mutex::new(Some(Environment { child })));
+            envs.push(Mutex::new(Some(Environment { child, cpu })));
             ports.push(port);
         }
         Ok(Arc::new(Self {
@@ -175,6 +204,8 @@ impl FunctionPool {
             envs,
             ports,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            invocations_shared: AtomicUsize::new(0),
+            invocations_throttled: AtomicUsize::new(0),
         }))
     }
 
@@ -209,7 +240,14 @@ impl FunctionPool {
             .map_err(|e| fail(e.to_string()))?
             .pop()
             .ok_or_else(|| fail("no free environment".into()))?;
+        let before = self.env_throttling(index);
         let result = self.post(self.ports[index], event, trace).await;
+        if let (Some(before), Some(after)) = (before, self.env_throttling(index)) {
+            self.invocations_shared.fetch_add(1, Ordering::Relaxed);
+            if after.throttled_periods > before.throttled_periods {
+                self.invocations_throttled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if let Ok(mut free) = self.free.lock() {
             free.push(index);
         }
@@ -254,6 +292,33 @@ impl FunctionPool {
             .iter()
             .filter_map(|env| env.lock().ok()?.as_ref()?.child.id())
             .collect()
+    }
+
+    /// How often each environment running under a CPU share was throttled so far.
+    pub fn throttling(&self) -> Vec<crate::cpu::Throttling> {
+        (0..self.envs.len())
+            .filter_map(|index| self.env_throttling(index))
+            .collect()
+    }
+
+    fn env_throttling(&self, index: usize) -> Option<crate::cpu::Throttling> {
+        Some(
+            self.envs[index]
+                .lock()
+                .ok()?
+                .as_ref()?
+                .cpu
+                .as_ref()?
+                .throttling(),
+        )
+    }
+
+    /// Invocations served under a CPU share, and how many of them were throttled at least once.
+    pub fn throttled_invocations(&self) -> (usize, usize) {
+        (
+            self.invocations_shared.load(Ordering::Relaxed),
+            self.invocations_throttled.load(Ordering::Relaxed),
+        )
     }
 
     /// Stops every environment and the runtime processes under it.
