@@ -199,7 +199,6 @@ fn remove_dir(dir: &Path) {
 pub struct CpuGroup {
     dir: PathBuf,
     parent: Arc<Parent>,
-    share: f64,
 }
 
 impl CpuGroup {
@@ -212,24 +211,21 @@ impl CpuGroup {
             move |source| CpuError::Write { path, source }
         };
         std::fs::create_dir_all(&dir).map_err(err(&dir))?;
-        let group = Self {
-            dir,
-            parent,
-            share: share_of(memory_mb),
-        };
+        let share = share_of(memory_mb);
+        let group = Self { dir, parent };
         match group.parent.version {
             Version::V1 => {
                 let period: u64 = std::fs::read_to_string(group.dir.join("cpu.cfs_period_us"))
                     .ok()
                     .and_then(|p| p.trim().parse().ok())
                     .unwrap_or(100_000);
-                let quota = ((period as f64 * group.share) as u64).max(1_000);
+                let quota = ((period as f64 * share) as u64).max(1_000);
                 let path = group.dir.join("cpu.cfs_quota_us");
                 std::fs::write(&path, quota.to_string()).map_err(err(&path))?;
             }
             Version::V2 => {
                 let period = 100_000u64;
-                let quota = ((period as f64 * group.share) as u64).max(1_000);
+                let quota = ((period as f64 * share) as u64).max(1_000);
                 let path = group.dir.join("cpu.max");
                 std::fs::write(&path, format!("{quota} {period}")).map_err(err(&path))?;
             }
@@ -241,11 +237,6 @@ impl CpuGroup {
     pub fn add(&self, pid: u32) -> Result<(), CpuError> {
         let path = self.dir.join("cgroup.procs");
         std::fs::write(&path, pid.to_string()).map_err(|source| CpuError::Write { path, source })
-    }
-
-    /// The share of one core the group may use.
-    pub fn share(&self) -> f64 {
-        self.share
     }
 
     /// The group's directory.
