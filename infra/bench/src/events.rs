@@ -30,10 +30,6 @@ pub struct EventLatency {
     pub concurrency: usize,
     pub offered_per_second: f64,
     pub orders_per_second: f64,
-    pub relay_invocations: usize,
-    pub relay_ms: Vec<f64>,
-    /// Each consumer function's invocation durations (order-events, payment-events, shipment-events).
-    pub consumer_ms: BTreeMap<String, Vec<f64>>,
     /// Every function's invocation durations in this run (create-order's included), by name.
     pub durations_ms: BTreeMap<String, Vec<f64>>,
     /// Per function: invocations served under a CPU share, and how many were throttled.
@@ -100,16 +96,28 @@ pub async fn measure_at(
         // An environment's lines are labelled `create-order#2` when its function has several.
         let name = function.split('#').next().unwrap_or_default().to_owned();
         latency.durations_ms.entry(name).or_default().push(ms);
-        match function.as_str() {
-            "outbox-relay" => latency.relay_ms.push(ms),
-            f if CONSUMERS.contains(&f) => {
-                latency.consumer_ms.entry(function).or_default().push(ms)
-            }
-            _ => {}
-        }
     }
-    latency.relay_invocations = latency.relay_ms.len();
     Ok(latency)
+}
+
+impl EventLatency {
+    /// One function's invocation durations in this run (none if it was not invoked).
+    pub fn durations(&self, function: &str) -> &[f64] {
+        self.durations_ms.get(function).map_or(&[], Vec::as_slice)
+    }
+
+    /// The relay's invocation durations.
+    pub fn relay_ms(&self) -> &[f64] {
+        self.durations("outbox-relay")
+    }
+
+    /// Each invoked consumer function's durations, in [`CONSUMERS`] order.
+    pub fn consumer_ms(&self) -> impl Iterator<Item = (&'static str, &[f64])> {
+        CONSUMERS
+            .into_iter()
+            .map(|f| (f, self.durations(f)))
+            .filter(|(_, ms)| !ms.is_empty())
+    }
 }
 
 async fn run(

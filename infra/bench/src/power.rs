@@ -60,15 +60,13 @@ pub struct PowerTuning {
     pub functions: BTreeMap<String, Vec<AtSize>>,
 }
 
-impl PowerTuning {
-    /// The cheapest size within budget (the full core's always is).
-    pub fn chosen<'a>(&self, sizes: &'a [AtSize], prices: &Prices) -> Option<&'a AtSize> {
-        let full = sizes.iter().max_by_key(|s| s.size_mb)?;
-        sizes
-            .iter()
-            .filter(|s| s.p99_ms <= full.p99_ms * P99_BUDGET)
-            .min_by(|a, b| a.cost(prices).total_cmp(&b.cost(prices)))
-    }
+/// The cheapest size within budget (the full core's always is).
+pub fn chosen<'a>(sizes: &'a [AtSize], prices: &Prices) -> Option<&'a AtSize> {
+    let full = sizes.iter().max_by_key(|s| s.size_mb)?;
+    sizes
+        .iter()
+        .filter(|s| s.p99_ms <= full.p99_ms * P99_BUDGET)
+        .min_by(|a, b| a.cost(prices).total_cmp(&b.cost(prices)))
 }
 
 pub async fn measure(
@@ -92,7 +90,7 @@ pub async fn measure(
         .await?;
         let created = run.orders.max(1) as f64;
         for function in ORDER_PATH {
-            let ms = stats::sorted(&run.durations_ms.get(function).cloned().unwrap_or_default());
+            let ms = stats::sorted(run.durations(function));
             let (shared, throttled) = run.throttled.get(function).copied().unwrap_or_default();
             let billed: f64 = ms.iter().map(|d| d.ceil().max(1.0)).sum();
             let at = AtSize {
@@ -147,7 +145,7 @@ mod tests {
             at(512, 10.0, 52.0),
             at(1769, 9.0, 50.0),
         ];
-        let chosen = PowerTuning::default().chosen(&sizes, &prices()).unwrap();
+        let chosen = chosen(&sizes, &prices()).unwrap();
         assert_eq!(chosen.size_mb, 256);
         // 1 invocation of 12 ms at 0.25 GB: 0.003 GB-s × $0.0000133334 × 1e6 + $0.20
         assert!((chosen.cost(&prices()) - (0.003 * 13.3334 + 0.2)).abs() < 1e-9);

@@ -661,10 +661,10 @@ fn write_event_latency(md: &mut String, results: &Results) {
         let _ = writeln!(
             md,
             "| outbox-relay | {} | {:.1} ms |",
-            events.relay_invocations,
-            stats::median(&events.relay_ms)
+            events.relay_ms().len(),
+            stats::median(events.relay_ms())
         );
-        for (function, ms) in &events.consumer_ms {
+        for (function, ms) in events.consumer_ms() {
             let _ = writeln!(
                 md,
                 "| {function} | {} | {:.1} ms |",
@@ -704,11 +704,10 @@ fn write_cost(md: &mut String, root: &Path, results: &Results) {
     {
         let orders = events.orders.max(1) as f64;
         let memory_mb = results.memory_mb;
-        let consumer_invocations: usize = events.consumer_ms.values().map(Vec::len).sum();
+        let consumer_invocations: usize = events.consumer_ms().map(|(_, ms)| ms.len()).sum();
         let consumer_ms = events
-            .consumer_ms
-            .values()
-            .map(|ms| stats::median(ms) * ms.len() as f64)
+            .consumer_ms()
+            .map(|(_, ms)| stats::median(ms) * ms.len() as f64)
             .sum::<f64>()
             / consumer_invocations.max(1) as f64;
         let per = PerOrder {
@@ -716,8 +715,8 @@ fn write_cost(md: &mut String, root: &Path, results: &Results) {
             writes: events.writes,
             memory_mb,
             create_ms: stats::median(&results.function_ms),
-            relay_invocations: events.relay_invocations as f64 / orders,
-            relay_ms: stats::median(&events.relay_ms),
+            relay_invocations: events.relay_ms().len() as f64 / orders,
+            relay_ms: stats::median(events.relay_ms()),
             consumer_invocations: consumer_invocations as f64 / orders,
             consumer_ms,
         };
@@ -814,7 +813,7 @@ fn write_power(md: &mut String, root: &Path, results: &Results) {
         let Some(sizes) = tuning.functions.get(function) else {
             continue;
         };
-        let chosen = tuning.chosen(sizes, &prices).map(|s| s.size_mb);
+        let chosen = crate::power::chosen(sizes, &prices).map(|s| s.size_mb);
         for s in sizes {
             let mark = if Some(s.size_mb) == chosen { "**" } else { "" };
             let _ = writeln!(

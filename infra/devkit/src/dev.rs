@@ -542,10 +542,10 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
     }
     console.info(&match options.cpu_share {
         crate::cpu::CpuShare::Off => "CPU shares off: every environment runs as fast as this \
-            machine lets it (--cpu-share memory: Lambda's share of a core by MemorySize)"
+            machine lets it (make dev CPU_SHARE=memory: Lambda's share of a core by MemorySize)"
             .to_owned(),
         crate::cpu::CpuShare::MemorySize => "each environment runs at its function's MemorySize \
-            share of a core, as on Lambda (128 MB: 7.2 %; --cpu-share off to lift it)"
+            share of a core, as on Lambda (128 MB: 7.2 %; make dev CPU_SHARE=off lifts it)"
             .to_owned(),
         crate::cpu::CpuShare::Fixed(mb) => format!(
             "every environment runs at {mb} MB's share of a core ({:.1} %)",
