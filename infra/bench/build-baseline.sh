@@ -3,6 +3,9 @@
 # build with that one, and prints the folder of its release binaries (nothing without a revision).
 #   The revision is checked out as a git worktree under .tools/baseline/<commit> and built with its
 #   own target folder (.tools/baseline/target), so the workspace's target/ is never overwritten.
+#   That folder starts as a copy of target/ (the dependencies' builds do not depend on where the
+#   workspace is), and the whole workspace is built as `make bench` builds it (the same features of
+#   every dependency), so only the workspace's own crates are compiled again, not the AWS SDK.
 set -euo pipefail
 rev=${1:-}
 [ -n "$rev" ] || exit 0
@@ -14,10 +17,11 @@ tree="$base/$commit"
 if [ ! -d "$tree" ]; then
   git -C "$root" worktree add --detach "$tree" "$commit" >&2
 fi
-packages=()
-for main in "$tree"/functions/*/src/main.rs; do
-  packages+=(-p "$(basename "$(dirname "$(dirname "$main")")")")
-done
+if [ ! -d "$base/target" ] && [ -d "$root/target/release" ]; then
+  echo "bench: seeding $base/target from target/" >&2
+  mkdir -p "$base/target"
+  cp -a "$root/target/release" "$base/target/release"
+fi
 echo "bench: building ${rev} (${commit:0:12}) for comparison" >&2
-CARGO_TARGET_DIR="$base/target" cargo build --manifest-path "$tree/Cargo.toml" --locked --release "${packages[@]}" >&2
+CARGO_TARGET_DIR="$base/target" cargo build --manifest-path "$tree/Cargo.toml" --locked --release --workspace >&2
 echo "$base/target/release"

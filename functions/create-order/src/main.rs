@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
         reservation: settings.reservation,
         retry: RetryPolicy::default(),
         metrics: Arc::new(Metrics::from_env()),
+        terms: Default::default(),
     };
     platform::http::run("create-order", &deps.metrics, |req| {
         http::orders::create(&deps, req)

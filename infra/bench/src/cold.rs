@@ -20,7 +20,14 @@ pub struct Subject {
     pub env: BTreeMap<String, String>,
     pub event: Vec<u8>,
     pub memory_mb: u64,
+    /// Started at this memory size's share of a core (devkit's CPU cgroup), or unthrottled.
+    pub cpu_share_mb: Option<u64>,
 }
+
+/// The cold starts are measured again at this memory size's CPU share (Lambda's smallest: 7.2 %
+/// of a core), labelled with [`SHARE_SUFFIX`].
+pub const SHARE_MB: u64 = 128;
+pub const SHARE_SUFFIX: &str = " @128 MB share";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
@@ -84,7 +91,7 @@ pub async fn measure(
         env: subject.env.clone(),
         timeout_secs: 30,
         memory_mb: subject.memory_mb,
-        cpu_share_mb: None,
+        cpu_share_mb: subject.cpu_share_mb,
     };
     let mut samples = Vec::with_capacity(starts);
     for _ in 0..starts {

@@ -304,10 +304,13 @@ async fn seed_sample_catalog(cli: &Cli, store: &DynamoStore) -> Result<(), Bench
     Ok(())
 }
 
+/// How the baseline build's functions are labelled: `create-order@baseline`.
+const BASELINE_SUFFIX: &str = "@baseline";
+
 /// The same function as another build compiled it: its binary from `--baseline`, labelled apart.
 fn baseline_launch(baseline: &Path, launch: &FunctionLaunch) -> FunctionLaunch {
     let mut other = launch.clone();
-    other.name = format!("{}@baseline", launch.name);
+    other.name = format!("{}{BASELINE_SUFFIX}", launch.name);
     if let Some(file) = launch.binary.file_name() {
         other.binary = baseline.join(file);
     }
@@ -351,6 +354,7 @@ fn cold_subjects(
                 env: launch.env.clone(),
                 event: event.clone(),
                 memory_mb: launch.memory_mb,
+                cpu_share_mb: None,
             });
         }
     }
@@ -374,6 +378,18 @@ fn cold_subjects(
             ..create.clone()
         });
     }
+    // This build's subjects again at the smallest size's share of a core, where a start's CPU
+    // shows (the baseline's are left out: the comparison with it is unthrottled).
+    let throttled: Vec<cold::Subject> = subjects
+        .iter()
+        .filter(|s| !s.label.ends_with(BASELINE_SUFFIX))
+        .map(|s| cold::Subject {
+            label: format!("{}{}", s.label, cold::SHARE_SUFFIX),
+            cpu_share_mb: Some(cold::SHARE_MB),
+            ..s.clone()
+        })
+        .collect();
+    subjects.extend(throttled);
     Ok(subjects)
 }
 
@@ -510,6 +526,7 @@ async fn warm(
                     reservation: chrono::Duration::minutes(15),
                     retry: RetryPolicy::default(),
                     metrics: Arc::new(Metrics::discard()),
+                    terms: Default::default(),
                 },
             }),
         ),

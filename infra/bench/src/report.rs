@@ -228,6 +228,26 @@ impl<'a> Context<'a> {
     fn cell(&self, system: System, scenario: Scenario, concurrency: usize) -> Option<Cell> {
         cell(&self.results.warm, system, scenario, concurrency)
     }
+
+    /// The median over the runs of one process's CPU milliseconds per order.
+    fn cpu(
+        &self,
+        system: System,
+        scenario: Scenario,
+        concurrency: usize,
+        part: crate::cpu::Part,
+    ) -> Option<f64> {
+        let per_run: Vec<f64> = self
+            .results
+            .warm
+            .iter()
+            .filter(|r| {
+                r.system == system && r.scenario == scenario && r.concurrency == concurrency
+            })
+            .map(|r| r.cpu.get(&part).copied().unwrap_or(0.0))
+            .collect();
+        (!per_run.is_empty()).then(|| stats::median(&per_run))
+    }
 }
 
 /// One goal of the project and what this run measured of it.
@@ -317,6 +337,7 @@ fn targets(ctx: &Context) -> Vec<Target> {
             Some(ratio >= 0.9),
         ));
     }
+    rows.extend(function_cpu(ctx));
     rows.extend(against_baseline(ctx));
     if let Some((_, _, zipped)) = ctx
         .results
@@ -329,6 +350,51 @@ fn targets(ctx: &Context) -> Vec<Target> {
             "arm64 bootstrap zip ≤ 5 MB",
             format!("{mb:.2} MB"),
             Some(mb <= 5.0),
+        ));
+    }
+    rows
+}
+
+/// The CPU create-order's runtime spends per order (/proc, 1 environment), in both scenarios: one
+/// hot product (its terms remembered after the first order) and many products (each new to the
+/// environment, so its terms are read), and against the baseline build's.
+fn function_cpu(ctx: &Context) -> Vec<Target> {
+    use crate::cpu::Part::Function;
+    let low = ctx.low;
+    let mut rows = Vec::new();
+    for (scenario, what, goal) in [
+        (
+            Scenario::Hot,
+            "one hot product, its terms remembered",
+            Some(0.5),
+        ),
+        (
+            Scenario::Many,
+            "many products, each new to the environment",
+            None,
+        ),
+    ] {
+        let Some(now) = ctx.cpu(System::Project, scenario, low, Function) else {
+            continue;
+        };
+        let then = ctx.cpu(System::Baseline, scenario, low, Function);
+        let measured = match then {
+            Some(then) => format!("{now:.2} ms vs {then:.2} ms (baseline build)"),
+            None => format!("{now:.2} ms"),
+        };
+        let (goal_text, met) = match (goal, then) {
+            (Some(g), Some(then)) => (
+                format!(" ≤ {g} ms, and ≤ half the baseline build's"),
+                Some(now <= g && now <= then / 2.0),
+            ),
+            (Some(g), None) => (format!(" ≤ {g} ms"), Some(now <= g)),
+            // Each order's product is new to the environment: its terms are read, as before.
+            (None, _) => (String::new(), None),
+        };
+        rows.push(Target::new(
+            format!("create-order runtime CPU per order{goal_text} ({low} env, {what})"),
+            measured,
+            met,
         ));
     }
     rows
@@ -437,7 +503,10 @@ fn write_cold_starts(md: &mut String, ctx: &Context) {
          the first event); *first invocation* its `REPORT` duration; *wall* from starting the emulator to \
          the answer; peak RSS the runtime's VmHWM. x86_64 release builds (this machine cannot run arm64). \
          The starts go round-robin, one of every subject a round; `@baseline` rows are the build `make bench \
-         BASE=<rev>` compared with.\n"
+         BASE=<rev>` compared with. Rows marked `@{} MB share` start in a CPU cgroup at that memory size's \
+         share of a core (as Lambda gives it; devkit's `--cpu-share`), their ×hello against the hello world \
+         at the same share; the others run unthrottled.\n",
+        crate::cold::SHARE_MB
     );
     let _ = writeln!(
         md,
@@ -445,13 +514,20 @@ fn write_cold_starts(md: &mut String, ctx: &Context) {
     );
     for (label, samples) in &ctx.results.cold {
         let i = init_of(samples);
+        // Throttled starts against the hello world started at the same share.
+        let hello = match label.strip_suffix(crate::cold::SHARE_SUFFIX) {
+            Some(_) => ctx
+                .init(&format!("hello-floor{}", crate::cold::SHARE_SUFFIX))
+                .map_or(f64::NAN, |h| h.median),
+            None => ctx.hello,
+        };
         let _ = writeln!(
             md,
             "| {label} | {:.2} ms | {:.2}–{:.2} | {:.1}× | {:.2} ms | {:.1} ms | {:.1} MB |",
             i.median,
             i.min,
             i.max,
-            i.median / ctx.hello,
+            i.median / hello,
             median_of(samples, |x| x.first_ms).median,
             median_of(samples, |x| x.wall_ms).median,
             median_of(samples, |x| x.peak_rss_kb as f64 / 1024.0).median,

@@ -1,6 +1,8 @@
 //! Placing an order: price it from the catalogue, then commit it in one transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use platform::dynamo::StoreError;
@@ -9,6 +11,7 @@ use platform::retry::RetryPolicy;
 use sha2::{Digest, Sha256};
 
 use super::ports::{NewOrder, OrderWriter, StoredOrder};
+use super::terms::{Terms, TermsCache};
 use crate::domain::{
     Checkout, Currency, DomainError, IdempotencyKey, Money, Order, OrderId, OrderLines,
     PaymentMethod, PricingError, ProductId, Quantity, ShippingAddress, UserId,
@@ -25,6 +28,8 @@ pub struct CreateOrderDeps<S> {
     pub reservation: chrono::Duration,
     pub retry: RetryPolicy,
     pub metrics: Arc<Metrics>,
+    /// The products' prices and limits as last read (shared by the clones of these deps).
+    pub terms: Arc<TermsCache>,
 }
 
 /// A create request after validation.
@@ -137,6 +142,11 @@ pub fn request_hash(request: &CreateOrder) -> String {
 }
 
 /// Creates an order: prices it from the catalogue, then commits it in one transaction.
+///
+/// A request with an idempotency key is not looked up first: its order id is derived from the key,
+/// so the transaction itself finds a replay (the order's `attribute_not_exists` condition). Only a
+/// keyed request that is refused reads the order, so a retry whose first try succeeded is answered
+/// with that order even when its products have sold out or changed since.
 pub async fn create_order<S: OrderWriter>(
     deps: &CreateOrderDeps<S>,
     request: &CreateOrder,
@@ -149,86 +159,158 @@ pub async fn create_order<S: OrderWriter>(
         ),
         None => (OrderId::new_random(), None),
     };
-    if hash.is_some()
-        && let Some(existing) = deps.store.order(order_id).await?
-    {
-        return replay(existing, &request.user, hash.as_deref());
+    match place(deps, request, order_id, hash.as_deref(), now).await {
+        Err(CreateOrderError::OrderExists) => match deps.store.order(order_id).await? {
+            Some(existing) => replay(existing, &request.user, hash.as_deref()),
+            // Seen by the transaction, gone by the read: only a deleted order can do that.
+            None => Err(CreateOrderError::Busy { attempts: 1 }),
+        },
+        Err(refused) if hash.is_some() && refused.refusal_reason().is_some() => {
+            match deps.store.order(order_id).await? {
+                Some(existing) => replay(existing, &request.user, hash.as_deref()),
+                None => Err(refused),
+            }
+        }
+        outcome => outcome,
     }
+}
 
+/// Prices the order on its products' terms and commits it, retrying conflicts and throttling.
+async fn place<S: OrderWriter>(
+    deps: &CreateOrderDeps<S>,
+    request: &CreateOrder,
+    order_id: OrderId,
+    hash: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Created, CreateOrderError> {
     let ids: Vec<&ProductId> = request.lines.product_ids().collect();
-    let mut price_rechecked = false;
+    // Terms read consistently, not remembered: what a refusal must rest on.
+    let mut fresh = false;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let products = deps.store.products(&ids, price_rechecked).await?;
-        // The limit is checked again in the transaction's condition (it may change meanwhile).
-        for line in request.lines.iter() {
-            if let Some(limit) = products.get(line.product_id).and_then(|p| p.max_per_order)
-                && !limit.allows(line.quantity)
-            {
-                return Err(CreateOrderError::AboveMaxPerOrder {
-                    product: line.product_id.clone(),
-                    requested: line.quantity,
-                    limit: limit.get(),
-                });
-            }
-        }
-        let checkout = Checkout {
-            payment_method: request.payment_method.clone(),
-            shipping_address: request.shipping_address.clone(),
-            expires_at: now + deps.reservation,
-        };
-        let order = Order::price(
-            order_id,
-            request.user.clone(),
-            &request.lines,
-            checkout,
-            now,
-            |id| products.get(id).map(|p| p.price),
-        )?;
-        let event = order_event(
-            OrderEventType::OrderCreated,
-            &deps.event_source,
-            &order,
-            now,
-        )
-        .traced(request.trace.as_deref());
-        let new = NewOrder {
-            order: &order,
-            request_hash: hash.as_deref(),
-            event: &event,
-            orders_per_minute: deps.orders_per_minute,
-        };
-        match deps.store.place_order(&new).await {
-            Ok(()) => return Ok(Created::New(order)),
-            Err(CreateOrderError::OrderExists) => {
-                // A concurrent request with the same key won the race; answer what it created.
-                return match deps.store.order(order_id).await? {
-                    Some(existing) => replay(existing, &request.user, hash.as_deref()),
-                    None => Err(CreateOrderError::Busy { attempts: attempt }),
+        let (terms, remembered) = terms_of(deps, &ids, fresh).await?;
+        match priced(deps, request, order_id, &terms, now) {
+            Ok(order) => {
+                let event = order_event(
+                    OrderEventType::OrderCreated,
+                    &deps.event_source,
+                    &order,
+                    now,
+                )
+                .traced(request.trace.as_deref());
+                let new = NewOrder {
+                    order: &order,
+                    request_hash: hash,
+                    event: &event,
+                    orders_per_minute: deps.orders_per_minute,
                 };
-            }
-            Err(CreateOrderError::PriceChanged(_)) if !price_rechecked => {
-                tracing::info!("a price changed since it was read; re-reading once");
-                price_rechecked = true;
-            }
-            Err(CreateOrderError::Store(StoreError::Transient)) => {
-                if attempt >= deps.retry.max_attempts {
-                    return Err(CreateOrderError::Busy { attempts: attempt });
+                match deps.store.place_order(&new).await {
+                    Ok(()) => return Ok(Created::New(order)),
+                    Err(CreateOrderError::Store(StoreError::Transient)) => {
+                        if attempt >= deps.retry.max_attempts {
+                            return Err(CreateOrderError::Busy { attempts: attempt });
+                        }
+                        deps.metrics
+                            .add(names::TRANSACTION_RETRIES, Unit::Count, 1.0);
+                        let pause = deps.retry.delay(attempt - 1);
+                        tracing::warn!(
+                            attempt,
+                            pause_ms = pause.as_millis() as u64,
+                            "transaction conflict or throttling; retrying"
+                        );
+                        tokio::time::sleep(pause).await;
+                    }
+                    Err(changed @ CreateOrderError::PriceChanged(_)) => {
+                        deps.terms.forget(&ids);
+                        if fresh {
+                            return Err(changed);
+                        }
+                        tracing::info!("a price changed since it was read; re-reading once");
+                        fresh = true;
+                    }
+                    Err(refused) => {
+                        // The transaction saw the products as they are: what was remembered of
+                        // them (a limit, their existence) may be what changed.
+                        if matches!(
+                            refused,
+                            CreateOrderError::UnknownProduct(_)
+                                | CreateOrderError::AboveMaxPerOrder { .. }
+                        ) {
+                            deps.terms.forget(&ids);
+                        }
+                        return Err(refused);
+                    }
                 }
-                deps.metrics
-                    .add(names::TRANSACTION_RETRIES, Unit::Count, 1.0);
-                let pause = deps.retry.delay(attempt - 1);
-                tracing::warn!(
-                    attempt,
-                    pause_ms = pause.as_millis() as u64,
-                    "transaction conflict or throttling; retrying"
-                );
-                tokio::time::sleep(pause).await;
             }
+            // A refusal on remembered terms is never final: read them again, consistently.
+            Err(_) if remembered && !fresh => fresh = true,
             Err(refused) => return Err(refused),
         }
     }
+}
+
+/// The terms of the order's products: remembered ones unless `fresh`, the rest read (and then
+/// remembered). Also says whether any of them was remembered rather than read now.
+async fn terms_of<S: OrderWriter>(
+    deps: &CreateOrderDeps<S>,
+    ids: &[&ProductId],
+    fresh: bool,
+) -> Result<(HashMap<ProductId, Terms>, bool), StoreError> {
+    let now = Instant::now();
+    let mut terms = if fresh {
+        HashMap::new()
+    } else {
+        deps.terms.lookup(ids, now)
+    };
+    let remembered = !terms.is_empty();
+    let missing: Vec<&ProductId> = ids
+        .iter()
+        .copied()
+        .filter(|id| !terms.contains_key(*id))
+        .collect();
+    if !missing.is_empty() {
+        let read = deps.store.products(&missing, fresh).await?;
+        deps.terms
+            .remember(read.iter().map(|(id, p)| (id, Terms::from(p))), now);
+        terms.extend(read.iter().map(|(id, p)| (id.clone(), Terms::from(p))));
+    }
+    Ok((terms, remembered))
+}
+
+/// The order priced on `terms`, each line within its product's per-order limit (checked again in
+/// the transaction's condition: it may change meanwhile).
+fn priced<S>(
+    deps: &CreateOrderDeps<S>,
+    request: &CreateOrder,
+    order_id: OrderId,
+    terms: &HashMap<ProductId, Terms>,
+    now: DateTime<Utc>,
+) -> Result<Order, CreateOrderError> {
+    for line in request.lines.iter() {
+        if let Some(limit) = terms.get(line.product_id).and_then(|t| t.max_per_order)
+            && !limit.allows(line.quantity)
+        {
+            return Err(CreateOrderError::AboveMaxPerOrder {
+                product: line.product_id.clone(),
+                requested: line.quantity,
+                limit: limit.get(),
+            });
+        }
+    }
+    let checkout = Checkout {
+        payment_method: request.payment_method.clone(),
+        shipping_address: request.shipping_address.clone(),
+        expires_at: now + deps.reservation,
+    };
+    Ok(Order::price(
+        order_id,
+        request.user.clone(),
+        &request.lines,
+        checkout,
+        now,
+        |id| terms.get(id).map(|t| t.price),
+    )?)
 }
 
 fn replay(

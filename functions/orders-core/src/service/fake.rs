@@ -26,6 +26,10 @@ pub(super) struct FakeStore {
     /// The next this many transactions fail as a conflict would.
     pub conflicts: Mutex<u32>,
     pub transactions: Mutex<u32>,
+    /// Reads of orders and of products' terms (consistent ones counted apart).
+    pub order_reads: Mutex<u32>,
+    pub product_reads: Mutex<u32>,
+    pub consistent_product_reads: Mutex<u32>,
 }
 
 impl FakeStore {
@@ -45,6 +49,19 @@ impl FakeStore {
         conflicted
     }
 
+    /// Changes a product as an admin would, behind the use case's back.
+    pub fn edit_product(&self, id: &ProductId, edit: impl FnOnce(&mut Product)) {
+        edit(self.products.lock().unwrap().get_mut(id).unwrap());
+    }
+
+    pub fn reads(&self) -> (u32, u32, u32) {
+        (
+            *self.order_reads.lock().unwrap(),
+            *self.product_reads.lock().unwrap(),
+            *self.consistent_product_reads.lock().unwrap(),
+        )
+    }
+
     pub fn stock(&self, id: &ProductId) -> i64 {
         self.products.lock().unwrap()[id].stock.get()
     }
@@ -58,6 +75,7 @@ impl FakeStore {
 
 impl ReadOrder for FakeStore {
     async fn order(&self, id: OrderId) -> Result<Option<StoredOrder>, StoreError> {
+        *self.order_reads.lock().unwrap() += 1;
         Ok(self.orders.lock().unwrap().get(&id).cloned())
     }
 }
@@ -66,8 +84,12 @@ impl ReadProducts for FakeStore {
     async fn products(
         &self,
         ids: &[&ProductId],
-        _consistent: bool,
+        consistent: bool,
     ) -> Result<HashMap<ProductId, Product>, StoreError> {
+        *self.product_reads.lock().unwrap() += 1;
+        if consistent {
+            *self.consistent_product_reads.lock().unwrap() += 1;
+        }
         let products = self.products.lock().unwrap();
         Ok(ids
             .iter()
@@ -90,6 +112,15 @@ impl PlaceOrder for FakeStore {
             let product = products
                 .get(&line.product_id)
                 .ok_or_else(|| CreateOrderError::UnknownProduct(line.product_id.clone()))?;
+            if let Some(limit) = product.max_per_order
+                && !limit.allows(line.quantity)
+            {
+                return Err(CreateOrderError::AboveMaxPerOrder {
+                    product: line.product_id.clone(),
+                    requested: line.quantity,
+                    limit: limit.get(),
+                });
+            }
             if product.stock.get() < i64::from(line.quantity.get()) {
                 return Err(CreateOrderError::InsufficientStock {
                     product: line.product_id.clone(),

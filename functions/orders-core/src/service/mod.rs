@@ -8,6 +8,7 @@ mod catalogue;
 mod create;
 mod expire;
 pub mod ports;
+mod terms;
 
 pub use apply::{ApplyError, Consumer, apply};
 pub use cancel::{CancelBy, CancelOrderDeps, CancelOrderError, Cancelled, cancel_order};
@@ -20,6 +21,7 @@ pub use create::{
 };
 pub use expire::{EXPIRY_BATCH, Expired, expire_orders};
 pub use platform::retry::RetryPolicy;
+pub use terms::{Terms, TermsCache};
 
 #[cfg(test)]
 mod fake;

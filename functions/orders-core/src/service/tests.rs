@@ -10,8 +10,8 @@ use platform::metrics::Metrics;
 use super::fake::FakeStore;
 use super::*;
 use crate::domain::{
-    CancellationReason, Currency, IdempotencyKey, Money, Order, OrderStatus, PaymentMethod,
-    PaymentStatus, Product, ProductId, ProductName, Stock, UserId,
+    CancellationReason, Currency, IdempotencyKey, MaxPerOrder, Money, Order, OrderStatus,
+    PaymentMethod, PaymentStatus, Product, ProductId, ProductName, Stock, UserId,
 };
 use crate::events::{OrderEventType, SagaEvent, SagaEventType, SagaFacts};
 
@@ -62,6 +62,7 @@ fn deps(store: FakeStore) -> CreateOrderDeps<FakeStore> {
         reservation: chrono::Duration::minutes(15),
         retry: fast(),
         metrics: Arc::new(Metrics::discard()),
+        terms: Default::default(),
     }
 }
 
@@ -141,6 +142,99 @@ async fn refusals_come_back_as_the_store_explained_them() {
     ));
     let unknown = create_order(&deps, &request("alice", &[("ghost", 1)], None), Utc::now()).await;
     assert!(matches!(unknown, Err(CreateOrderError::UnknownProduct(p)) if p.as_str() == "ghost"));
+}
+
+#[tokio::test]
+async fn a_keyed_order_is_read_only_when_refused_and_a_retry_after_a_sell_out_is_answered() {
+    // GIVEN a keyed order that took the last two units
+    let deps = deps(FakeStore::default().with_product(product("p-1", 2)));
+    let first = request("alice", &[("p-1", 2)], Some("k-1"));
+    let Created::New(order) = create_order(&deps, &first, Utc::now()).await.unwrap() else {
+        panic!("the first request creates the order");
+    };
+    assert_eq!(
+        deps.store.reads().0,
+        0,
+        "a new keyed order is not looked up"
+    );
+    // WHEN the client retries it, the product sold out and repriced since
+    deps.store.edit_product(&pid("p-1"), |p| {
+        p.price = Money::new(5000, p.price.currency()).unwrap()
+    });
+    let again = create_order(&deps, &first, Utc::now()).await.unwrap();
+    // THEN it is answered with its order, and nothing more is sold
+    assert_eq!(again, Created::Replayed(order));
+    assert_eq!(deps.store.stock(&pid("p-1")), 0);
+    // AND an unkeyed order for the sold-out product is refused without reading any order
+    let reads = deps.store.reads().0;
+    let short = create_order(&deps, &request("bob", &[("p-1", 1)], None), Utc::now()).await;
+    assert!(matches!(
+        short,
+        Err(CreateOrderError::InsufficientStock { .. })
+    ));
+    assert_eq!(deps.store.reads().0, reads);
+}
+
+#[tokio::test]
+async fn warm_orders_read_terms_once_and_never_sell_at_a_stale_price() {
+    // GIVEN a product already sold once in this environment
+    let deps = deps(FakeStore::default().with_product(product("p-1", 10)));
+    let order = async |user: &str| {
+        create_order(&deps, &request(user, &[("p-1", 1)], None), Utc::now()).await
+    };
+    order("alice").await.unwrap();
+    order("bob").await.unwrap();
+    assert_eq!(
+        deps.store.reads(),
+        (0, 1, 0),
+        "the second order reads nothing"
+    );
+    // WHEN its price changes behind the function's back
+    deps.store.edit_product(&pid("p-1"), |p| {
+        p.price = Money::new(1500, p.price.currency()).unwrap()
+    });
+    let Created::New(repriced) = order("carol").await.unwrap() else {
+        panic!("a new order");
+    };
+    // THEN the order is priced at the new price, after one consistent re-read
+    assert_eq!(repriced.total.amount(), 1500);
+    assert_eq!(deps.store.reads(), (0, 2, 1));
+    assert_eq!(deps.store.stock(&pid("p-1")), 7);
+}
+
+#[tokio::test]
+async fn remembered_limits_and_products_never_decide_alone() {
+    let limited = Product {
+        max_per_order: Some(MaxPerOrder::new(2).unwrap()),
+        ..product("p-1", 10)
+    };
+    let deps = deps(
+        FakeStore::default()
+            .with_product(limited)
+            .with_product(product("p-2", 10)),
+    );
+    let order = async |lines: &[(&str, u32)]| {
+        create_order(&deps, &request("alice", lines, None), Utc::now()).await
+    };
+    order(&[("p-1", 1), ("p-2", 1)]).await.unwrap();
+    // A raised limit: the refusal the remembered limit suggests is checked with a fresh read.
+    deps.store
+        .edit_product(&pid("p-1"), |p| p.max_per_order = MaxPerOrder::new(5).ok());
+    assert!(matches!(order(&[("p-1", 4)]).await, Ok(Created::New(_))));
+    // A lowered limit: the transaction refuses what the remembered limit allowed.
+    deps.store
+        .edit_product(&pid("p-1"), |p| p.max_per_order = MaxPerOrder::new(1).ok());
+    assert!(matches!(
+        order(&[("p-1", 2)]).await,
+        Err(CreateOrderError::AboveMaxPerOrder { limit: 1, .. })
+    ));
+    // A deleted product is unknown, however recently it was sold.
+    deps.store.products.lock().unwrap().remove(&pid("p-2"));
+    assert!(matches!(
+        order(&[("p-2", 1)]).await,
+        Err(CreateOrderError::UnknownProduct(p)) if p.as_str() == "p-2"
+    ));
+    assert_eq!(deps.store.stock(&pid("p-1")), 5);
 }
 
 #[tokio::test]

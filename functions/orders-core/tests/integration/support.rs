@@ -536,6 +536,7 @@ impl TestApp {
                 base_delay: std::time::Duration::from_millis(1),
                 max_delay: std::time::Duration::from_millis(5),
             },
+            terms: Default::default(),
         }
     }
 

@@ -129,6 +129,7 @@ async fn a_hung_database_gets_a_503_before_the_deadline_and_the_retry_makes_one_
         reservation: settings.reservation,
         retry: Default::default(),
         metrics: Arc::new(Metrics::discard()),
+        terms: Default::default(),
     };
     let request =
         || order_by("alice", lines(&[("p-1", 2)])).header("idempotency-key", "checkout-7");

@@ -196,6 +196,27 @@ async fn a_price_change_between_read_and_write_is_re_read_once() {
     assert_eq!(app.stock("p-1").await, 9);
 }
 
+#[tokio::test]
+async fn an_environment_sells_at_the_price_of_the_moment_though_it_remembers_terms() {
+    // GIVEN one environment's dependencies (their terms cache lives as long as they do)
+    let app = TestApp::new().await;
+    app.add_product("p-1", 1000, "EUR", 10).await;
+    let deps = app.create_deps();
+    let order = async || create(&deps, order_by("alice", lines(&[("p-1", 1)]))).await;
+    assert_eq!(order().await.body["total"]["amount"], 1000);
+    // WHEN an admin changes the price, then the currency, between two orders
+    app.add_product("p-1", 1250, "EUR", 10).await;
+    let repriced = order().await;
+    app.add_product("p-1", 1250, "USD", 10).await;
+    let recurrencied = order().await;
+    // THEN each order carries the product's terms at the time of its transaction
+    assert_eq!(repriced.status, 201, "{}", repriced.body);
+    assert_eq!(repriced.body["total"]["amount"], 1250);
+    assert_eq!(recurrencied.status, 201, "{}", recurrencied.body);
+    assert_eq!(recurrencied.body["total"]["currency"], "USD");
+    assert_eq!(app.stock("p-1").await, 9);
+}
+
 struct RepricingStore<'a> {
     inner: orders_core::store::DynamoStore,
     app: &'a TestApp,
