@@ -99,7 +99,15 @@ struct Parent {
 
 impl Drop for Parent {
     fn drop(&mut self) {
-        remove_dir(&self.dir);
+        // An environment whose processes were slow to leave (a Python runtime, say) left its group
+        // behind: it is empty by now.
+        remove_children(&self.dir);
+        if !remove_dir(&self.dir) {
+            eprintln!(
+                "devkit: the CPU cgroup {} could not be removed",
+                self.dir.display()
+            );
+        }
     }
 }
 
@@ -167,31 +175,33 @@ fn sweep(root: &Path) {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
-            if let Ok(children) = std::fs::read_dir(entry.path()) {
-                for child in children.flatten().filter(|c| c.path().is_dir()) {
-                    let _ = std::fs::remove_dir(child.path());
-                }
-            }
+            remove_children(&entry.path());
             let _ = std::fs::remove_dir(entry.path());
         }
     }
 }
 
+/// Removes the groups under `dir` that no process is in any more.
+fn remove_children(dir: &Path) {
+    if let Ok(children) = std::fs::read_dir(dir) {
+        for child in children.flatten().filter(|c| c.path().is_dir()) {
+            let _ = std::fs::remove_dir(child.path());
+        }
+    }
+}
+
 /// A group's directory is removable once its processes have exited; a killed process takes a
-/// moment to leave.
-fn remove_dir(dir: &Path) {
+/// moment to leave. Says whether the directory is gone.
+fn remove_dir(dir: &Path) -> bool {
     for _ in 0..50 {
         match std::fs::remove_dir(dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            _ => return,
+            _ => return true,
         }
     }
-    eprintln!(
-        "devkit: the CPU cgroup {} could not be removed",
-        dir.display()
-    );
+    false
 }
 
 /// One environment's CPU group, removed when dropped (after its processes are gone).
@@ -265,7 +275,21 @@ impl CpuGroup {
 
 impl Drop for CpuGroup {
     fn drop(&mut self) {
+        // The environment has stopped: whatever of it is still in the group (a runtime that left
+        // the emulator's process group) goes with it, so the group can be removed.
+        kill_members(&self.dir);
         remove_dir(&self.dir);
+    }
+}
+
+/// Sends SIGKILL to every process in the group at `dir`.
+fn kill_members(dir: &Path) {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        // SAFETY: kill(2) on a process id; no memory is touched.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
     }
 }
 
@@ -334,6 +358,36 @@ mod tests {
         let dir = group.dir().to_owned();
         drop(group);
         assert!(!dir.exists(), "the group is removed with its environment");
+    }
+
+    #[test]
+    fn a_process_left_in_a_group_goes_with_it() {
+        let Ok(group) = CpuGroup::create(&format!("test-{}", fastrand::u32(..)), 256) else {
+            return; // no writable hierarchy: covered by the test above
+        };
+        // GIVEN a process that outlived its environment's process group, still in the group
+        let mut stray = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("sleep runs");
+        group.add(stray.id()).expect("the process joins the group");
+        let dir = group.dir().to_owned();
+        // WHEN the environment's group is dropped
+        drop(group);
+        // THEN the process was killed and the group removed
+        let removed = !dir.exists();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut exited = stray.try_wait().expect("try_wait");
+        while exited.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            exited = stray.try_wait().expect("try_wait");
+        }
+        if exited.is_none() {
+            let _ = stray.kill();
+            let _ = stray.wait();
+        }
+        assert!(exited.is_some(), "the stray process still runs");
+        assert!(removed, "the group is removed");
     }
 
     /// A process's CPU time (user + system) from /proc.
