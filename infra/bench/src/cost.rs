@@ -236,7 +236,8 @@ pub fn model(per: &PerOrder, prices: &Prices) -> Vec<CostLine> {
         + w.payment_events * 2.0 * write_units(s.payment)
         + w.shipment_events * 2.0 * write_units(s.shipment)
         + w.inbox_records * 2.0 * write_units(s.inbox);
-    // Prices (one eventually consistent BatchGetItem of ≤ 4 KB); each consumed event's consistent
+    // Prices (one eventually consistent BatchGetItem of ≤ 4 KB; at most, as a warm environment
+    // remembers the terms of the products it priced); each consumed event's consistent
     // read of its service's item (1); the reconciler reads each event once in its hour's query
     // (eventually consistent, 4 KB a unit) and its consumers' inbox records (0.5 each).
     let read_units = 0.5

@@ -107,7 +107,8 @@ pub enum Target {
         url: String,
         tokens: Vec<String>,
     },
-    /// The store's SDK calls (BatchGetItem + TransactWriteItems) with no Lambda path.
+    /// The use case's SDK calls (BatchGetItem for products not priced yet, TransactWriteItems) with
+    /// no Lambda path.
     Floor { deps: CreateOrderDeps<DynamoStore> },
 }
 

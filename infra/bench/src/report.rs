@@ -541,9 +541,9 @@ fn write_warm(md: &mut String, ctx: &Context) {
         md,
         "Closed loop: as many clients as environments, each sending its next one-line order when the \
          last is answered. *Orders (Rust)* and the *Python peer* go through the local HTTP API (JWT \
-         authorizer, aws-lambda-rie, the function); the *floor* issues the same BatchGetItem and \
-         TransactWriteItems through the project's store and SDK client in the benchmark's own process, with no \
-         Lambda path. *Many products*: a random one of {} well-stocked products; *one hot product*: \
+         authorizer, aws-lambda-rie, the function); the *floor* runs the same use case (a \
+         BatchGetItem for the products its process has not priced yet, then the TransactWriteItems) through the \
+         project's store and SDK client in the benchmark's own process, with no Lambda path. *Many products*: a random one of {} well-stocked products; *one hot product*: \
          stock for half the orders (the rest must get 409). After every run: created + rejected = sent, \
          units sold = orders created, no stock below zero (all runs passed, or there would be no report). \
          Before the runs, DynamoDB Local's JIT is warmed with 3000 orders from the floor, and every environment \
