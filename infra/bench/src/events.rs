@@ -87,9 +87,10 @@ pub async fn measure_at(
         .map(|pool| (pool.name().to_owned(), pool.throttled_invocations()))
         .collect();
     app.stop();
-    let mut latency = outcome?;
+    let recorded = console.take_recorded();
+    let mut latency = outcome.map_err(|e| with_error_lines(e, &recorded))?;
     latency.throttled = throttled;
-    for (function, line) in console.take_recorded() {
+    for (function, line) in recorded {
         let Some(ms) = cold::invoke_duration(&line) else {
             continue;
         };
@@ -98,6 +99,28 @@ pub async fn measure_at(
         latency.durations_ms.entry(name).or_default().push(ms);
     }
     Ok(latency)
+}
+
+/// A failed run's error with the functions' error lines of the run (an answer the check refused,
+/// a 500 say, is explained there), at most 20 of them.
+fn with_error_lines(error: BenchError, recorded: &[(String, String)]) -> BenchError {
+    let lines: Vec<String> = recorded
+        .iter()
+        .filter(|(_, line)| {
+            line.contains(r#""level":"ERROR""#)
+                || line.contains("errorType")
+                || line.contains("panicked")
+        })
+        .take(20)
+        .map(|(function, line)| format!("  {function}: {line}"))
+        .collect();
+    if lines.is_empty() {
+        return error;
+    }
+    BenchError::Failed(format!(
+        "{error}\nthe functions' error lines in this run:\n{}",
+        lines.join("\n")
+    ))
 }
 
 impl EventLatency {
