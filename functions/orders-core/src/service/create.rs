@@ -190,62 +190,63 @@ async fn place<S: OrderWriter>(
     loop {
         attempt += 1;
         let (terms, remembered) = terms_of(deps, &ids, fresh).await?;
-        match priced(deps, request, order_id, &terms, now) {
-            Ok(order) => {
-                let event = order_event(
-                    OrderEventType::OrderCreated,
-                    &deps.event_source,
-                    &order,
-                    now,
-                )
-                .traced(request.trace.as_deref());
-                let new = NewOrder {
-                    order: &order,
-                    request_hash: hash,
-                    event: &event,
-                    orders_per_minute: deps.orders_per_minute,
-                };
-                match deps.store.place_order(&new).await {
-                    Ok(()) => return Ok(Created::New(order)),
-                    Err(CreateOrderError::Store(StoreError::Transient)) => {
-                        if attempt >= deps.retry.max_attempts {
-                            return Err(CreateOrderError::Busy { attempts: attempt });
-                        }
-                        deps.metrics
-                            .add(names::TRANSACTION_RETRIES, Unit::Count, 1.0);
-                        let pause = deps.retry.delay(attempt - 1);
-                        tracing::warn!(
-                            attempt,
-                            pause_ms = pause.as_millis() as u64,
-                            "transaction conflict or throttling; retrying"
-                        );
-                        tokio::time::sleep(pause).await;
-                    }
-                    Err(changed @ CreateOrderError::PriceChanged(_)) => {
-                        deps.terms.forget(&ids);
-                        if fresh {
-                            return Err(changed);
-                        }
-                        tracing::info!("a price changed since it was read; re-reading once");
-                        fresh = true;
-                    }
-                    Err(refused) => {
-                        // The transaction saw the products as they are: what was remembered of
-                        // them (a limit, their existence) may be what changed.
-                        if matches!(
-                            refused,
-                            CreateOrderError::UnknownProduct(_)
-                                | CreateOrderError::AboveMaxPerOrder { .. }
-                        ) {
-                            deps.terms.forget(&ids);
-                        }
-                        return Err(refused);
-                    }
-                }
-            }
+        let order = match priced(deps, request, order_id, &terms, now) {
+            Ok(order) => order,
             // A refusal on remembered terms is never final: read them again, consistently.
-            Err(_) if remembered && !fresh => fresh = true,
+            Err(_) if remembered && !fresh => {
+                fresh = true;
+                continue;
+            }
             Err(refused) => return Err(refused),
+        };
+        let event = order_event(
+            OrderEventType::OrderCreated,
+            &deps.event_source,
+            &order,
+            now,
+        )
+        .traced(request.trace.as_deref());
+        let new = NewOrder {
+            order: &order,
+            request_hash: hash,
+            event: &event,
+            orders_per_minute: deps.orders_per_minute,
+        };
+        match deps.store.place_order(&new).await {
+            Ok(()) => return Ok(Created::New(order)),
+            Err(CreateOrderError::Store(StoreError::Transient)) => {
+                if attempt >= deps.retry.max_attempts {
+                    return Err(CreateOrderError::Busy { attempts: attempt });
+                }
+                deps.metrics
+                    .add(names::TRANSACTION_RETRIES, Unit::Count, 1.0);
+                let pause = deps.retry.delay(attempt - 1);
+                tracing::warn!(
+                    attempt,
+                    pause_ms = pause.as_millis() as u64,
+                    "transaction conflict or throttling; retrying"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            Err(changed @ CreateOrderError::PriceChanged(_)) => {
+                deps.terms.forget(&ids);
+                if fresh {
+                    return Err(changed);
+                }
+                tracing::info!("a price changed since it was read; re-reading once");
+                fresh = true;
+            }
+            Err(refused) => {
+                // The transaction saw the products as they are: what was remembered of them (a
+                // limit, their existence) may be what changed.
+                if matches!(
+                    refused,
+                    CreateOrderError::UnknownProduct(_) | CreateOrderError::AboveMaxPerOrder { .. }
+                ) {
+                    deps.terms.forget(&ids);
+                }
+                return Err(refused);
+            }
         }
     }
 }
@@ -270,10 +271,16 @@ async fn terms_of<S: OrderWriter>(
         .filter(|id| !terms.contains_key(*id))
         .collect();
     if !missing.is_empty() {
-        let read = deps.store.products(&missing, fresh).await?;
+        let read: HashMap<ProductId, Terms> = deps
+            .store
+            .products(&missing, fresh)
+            .await?
+            .into_iter()
+            .map(|(id, product)| (id, Terms::from(&product)))
+            .collect();
         deps.terms
-            .remember(read.iter().map(|(id, p)| (id, Terms::from(p))), now);
-        terms.extend(read.iter().map(|(id, p)| (id.clone(), Terms::from(p))));
+            .remember(read.iter().map(|(id, t)| (id, *t)), now);
+        terms.extend(read);
     }
     Ok((terms, remembered))
 }
