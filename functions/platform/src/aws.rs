@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 
 /// How long a connection may take to open.
@@ -33,6 +34,11 @@ pub fn timeouts() -> (TimeoutConfig, RetryConfig) {
 /// Loads the AWS configuration once at init, with [`timeouts`]. Endpoints come only from the standard variables
 /// (`AWS_ENDPOINT_URL_DYNAMODB`, …), which is how the local emulators are reached.
 ///
+/// Stalled-stream protection is off: it watches the throughput of every request and response
+/// body as it is polled (~3 % of create-order's CPU per order in a perf profile), to catch a
+/// download that stalls; these functions send and receive bodies of a few kilobytes, and
+/// [`ATTEMPT_TIMEOUT`] already ends any attempt, stalled or not, within 2 s.
+///
 /// The HTTPS client trusts the five Amazon Trust Services roots (`certs/amazon-trust-services.pem`)
 /// that every AWS endpoint chains to, instead of the system's store: reading and decoding the whole
 /// system store was ~5 ms of every cold start (see BENCHMARKS.md). Where the environment asks for
@@ -42,7 +48,8 @@ pub async fn config() -> aws_config::SdkConfig {
     let (timeouts, retries) = timeouts();
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
-        .retry_config(retries);
+        .retry_config(retries)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
     let loader = match aws_endpoints_client(|name| std::env::var_os(name).is_some()) {
         Some(client) => loader.http_client(client),
         None => loader,
