@@ -223,7 +223,9 @@ mod tests {
         };
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
         let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     #[test]
@@ -255,7 +257,10 @@ mod tests {
         assert_eq!(done["operation"], "create-order");
         assert_eq!(done["function_request_id"], "req-7");
         assert_eq!(done["level"], "INFO");
-        assert!(done.get("cause").is_none(), "an event's fields are its own: {done}");
+        assert!(
+            done.get("cause").is_none(),
+            "an event's fields are its own: {done}"
+        );
     }
 
     #[test]
