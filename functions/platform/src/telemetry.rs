@@ -63,13 +63,16 @@ fn lambda_level(level: &str) -> Option<&'static str> {
     }
 }
 
+/// Where the lines go, one call per line with its newline.
+pub type LineSink = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// Writes each event as one JSON object on standard output: the Powertools keys, then the fields
 /// of the spans it is in (outermost first, inner ones winning) and of the event itself.
 pub struct PowertoolsLayer {
     pub service: String,
     pub function_name: String,
     /// Where each line goes, newline included (standard output; tests read it).
-    pub sink: Arc<dyn Fn(&[u8]) + Send + Sync>,
+    pub sink: LineSink,
 }
 
 struct JsonVisitor<'a>(&'a mut Map<String, Value>);
