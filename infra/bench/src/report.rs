@@ -875,8 +875,11 @@ fn write_power(md: &mut String, root: &Path, results: &Results) {
          durations, the invocations that hit their quota at least once, and the cost per million \
          orders of that function alone (GB-s at the size, billed by the millisecond, plus requests). \
          The budget: a size's p99 may be at most {}× the p99 at a full core; the chosen size \
-         (**bold**) is the cheapest within it. Durations include DynamoDB Local's and moto's time, \
-         which is slower than AWS's, so the sizes are an upper bound on what the CPU needs.\n",
+         (**bold**) is the cheapest within it. The full core is the reference, so it runs twice, \
+         first and last, and its row pools both runs: a p99 from ~100 invocations is nearly their \
+         largest, and one run's lucky tail would otherwise set the budget. Durations include \
+         DynamoDB Local's and moto's time, which is slower than AWS's, so the sizes are an upper \
+         bound on what the CPU needs.\n",
         tuning.orders,
         crate::events::RATE,
         crate::power::P99_BUDGET,
