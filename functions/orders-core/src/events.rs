@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use platform::events::{CloudEvent, EventType};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Order, OrderId};
+use crate::domain::{Order, OrderId, PaymentStatus};
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +55,19 @@ pub enum SagaEventType {
     PaymentVoided,
     #[serde(rename = "shipment.created")]
     ShipmentCreated,
+}
+
+impl SagaEventType {
+    /// The payment status a payment event reports (none for a shipment event).
+    pub fn payment_status(self) -> Option<PaymentStatus> {
+        match self {
+            SagaEventType::PaymentAuthorized => Some(PaymentStatus::Authorized),
+            SagaEventType::PaymentDeclined => Some(PaymentStatus::Declined),
+            SagaEventType::PaymentCaptured => Some(PaymentStatus::Captured),
+            SagaEventType::PaymentVoided => Some(PaymentStatus::Voided),
+            SagaEventType::ShipmentCreated => None,
+        }
+    }
 }
 
 impl EventType for SagaEventType {

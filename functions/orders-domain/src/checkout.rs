@@ -124,6 +124,17 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    /// Whether a payment in this status can move to `next`: pending → authorized, declined or
+    /// voided (nothing held at the deadline); authorized → captured or voided; declined, captured
+    /// and voided are final. An event that would move it any other way is stale or contradictory.
+    pub fn may_become(self, next: PaymentStatus) -> bool {
+        use PaymentStatus::{Authorized, Captured, Declined, Pending, Voided};
+        matches!(
+            (self, next),
+            (Pending, Authorized | Declined | Voided) | (Authorized, Captured | Voided)
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentStatus::Pending => "pending",
@@ -189,6 +200,27 @@ impl fmt::Display for CancellationReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payment_only_moves_forward() {
+        use PaymentStatus::{Authorized, Captured, Declined, Pending, Voided};
+        let all = [Pending, Authorized, Captured, Voided, Declined];
+        let moves: Vec<_> = all
+            .iter()
+            .flat_map(|from| all.iter().map(move |to| (*from, *to)))
+            .filter(|(from, to)| from.may_become(*to))
+            .collect();
+        assert_eq!(
+            moves,
+            [
+                (Pending, Authorized),
+                (Pending, Voided),
+                (Pending, Declined),
+                (Authorized, Captured),
+                (Authorized, Voided),
+            ]
+        );
+    }
 
     fn address() -> RawAddress {
         RawAddress {

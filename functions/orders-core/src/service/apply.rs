@@ -60,6 +60,19 @@ enum Step {
 /// The saga's rules, pure: what `event` does to `order` at `now`.
 fn step(event: &SagaEvent, order: &Order, now: DateTime<Utc>) -> Step {
     let facts = &event.data;
+    // A payment event that would move the payment backwards or out of a final state (a decline
+    // after a capture, an authorization after a void) is stale or contradictory: only recorded.
+    let payment = order
+        .payment
+        .as_ref()
+        .map_or(PaymentStatus::Pending, |p| p.status);
+    if event
+        .event_type
+        .payment_status()
+        .is_some_and(|next| !payment.may_become(next))
+    {
+        return Step::Record;
+    }
     let note = |status| {
         order
             .clone()
@@ -272,7 +285,9 @@ mod tests {
 
     #[test]
     fn a_capture_fulfils_only_a_shipped_confirmed_order() {
-        let confirmed = pending().with_status(OrderStatus::Confirmed);
+        let confirmed = pending()
+            .with_payment(PaymentStatus::Authorized, Some("ch_1".into()), None)
+            .with_status(OrderStatus::Confirmed);
         let captured = event(SagaEventType::PaymentCaptured, &confirmed);
         assert!(matches!(
             step(&captured, &confirmed, Utc::now()),
@@ -301,5 +316,26 @@ mod tests {
             step(&declined, &cancelled, Utc::now()),
             Step::Change { event: None, .. }
         ));
+    }
+
+    #[test]
+    fn a_payment_event_that_would_move_the_payment_backwards_is_only_recorded() {
+        let fulfilled = pending()
+            .with_status(OrderStatus::Confirmed)
+            .shipped("shp_1".into())
+            .with_payment(PaymentStatus::Captured, Some("ch_1".into()), None)
+            .with_status(OrderStatus::Fulfilled);
+        for stale in [
+            SagaEventType::PaymentDeclined,
+            SagaEventType::PaymentAuthorized,
+            SagaEventType::PaymentVoided,
+        ] {
+            let event = event(stale, &fulfilled);
+            assert_eq!(step(&event, &fulfilled, Utc::now()), Step::Record, "{stale:?}");
+        }
+        // A late authorization after an expiry's void is as stale.
+        let voided = pending().with_payment(PaymentStatus::Voided, None, None);
+        let authorized = event(SagaEventType::PaymentAuthorized, &voided);
+        assert_eq!(step(&authorized, &voided, Utc::now()), Step::Record);
     }
 }

@@ -502,3 +502,5 @@ async fn only_the_producer_of_a_type_about_the_order_it_carries_is_applied() {
         OrderStatus::Pending
     );
 }
+
+mod saga_properties;
