@@ -6,6 +6,7 @@ mod cancellation;
 mod catalogue;
 mod delivery;
 mod outbox;
+mod request_fuzz;
 mod saga;
 mod support;
 mod timeouts;

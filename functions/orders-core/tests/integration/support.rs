@@ -638,6 +638,12 @@ impl ApiEvent {
         self
     }
 
+    /// The body is base64 of the request's bytes, as API Gateway sends a binary body.
+    pub fn base64_encoded(mut self) -> Self {
+        self.0["isBase64Encoded"] = Value::Bool(true);
+        self
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.0["headers"][name] = Value::String(value.to_owned());
         self
