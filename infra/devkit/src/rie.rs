@@ -103,6 +103,34 @@ pub fn default_emulator(root: &Path) -> PathBuf {
     ))
 }
 
+/// The emulator is killed when the process that started it dies, even by SIGKILL (which runs no
+/// drop, so `kill_on_drop` cannot): Linux's parent-death signal. The emulator runs in its own
+/// process group (Ctrl-C at the terminal is for devkit, which stops it in order), so nothing else
+/// would reach it; its runtime, a child of the emulator, exits when the Runtime API goes away.
+///
+/// The signal follows the *thread* that spawned the child: pools are started from the runtime's
+/// worker threads, which live as long as devkit does (never from `spawn_blocking`, whose threads
+/// end when idle).
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only makes async-signal-safe
+    // calls (getpid/getppid/prctl), touching no memory of the parent.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the signal was asked for.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "devkit exited while starting the emulator",
+                ));
+            }
+            Ok(())
+        });
+    }
+}
+
 impl FunctionPool {
     /// Starts `count` environments. The runtime's own process starts at the first invocation
     /// (that is when the emulator reports INIT).
@@ -153,6 +181,7 @@ impl FunctionPool {
                 .stderr(Stdio::piped())
                 .process_group(0)
                 .kill_on_drop(true);
+            die_with_parent(&mut command);
             let mut child = command.spawn().map_err(spawn_err)?;
             let label = if count > 1 {
                 format!("{}#{}", launch.name, index + 1)

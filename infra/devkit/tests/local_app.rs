@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-/// The two tests start function environments; one at a time keeps the process checks exact.
+/// The tests start function environments; one at a time keeps the process checks exact.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn root() -> PathBuf {
@@ -495,5 +495,84 @@ fn every_event_file_invokes_its_function() {
     assert!(
         after <= before,
         "aws-lambda-rie processes left behind: {before} before, {after} after"
+    );
+}
+
+/// The functions' runtimes of this checkout's debug build (their own processes, children of the
+/// emulators), by the executable they run.
+fn runtime_processes() -> usize {
+    let bin_dir = root().canonicalize().unwrap().join("target/debug");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
+        .filter(|exe| exe.parent() == Some(bin_dir.as_path()))
+        .filter(|exe| exe.file_name().is_some_and(|n| n != "devkit"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_dev_killed_with_sigkill_leaves_no_emulator_or_runtime_behind() {
+    require_emulators();
+    let _guard = ONE_AT_A_TIME.lock().await;
+    let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("orders-make-dev-kill-{port}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    use std::os::unix::process::CommandExt;
+    let (emulators, runtimes) = (emulator_processes(), runtime_processes());
+    let child = Command::new("make")
+        .args([
+            "dev",
+            "PROFILE=debug",
+            &format!("PORT={port}"),
+            &format!("DEV_PREFIX=devkill{port}"),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("make dev starts");
+    let mut dev = RunningApp { child };
+    let http = Http(Client::builder(TokioExecutor::new()).build_http(), port);
+    // GIVEN make dev serving, so its environments and a runtime are running
+    let started = Instant::now();
+    while http.call("GET", "/products/p-1", None, None).await.0 != 200 {
+        if let Ok(Some(status)) = dev.child.try_wait() {
+            panic!(
+                "make dev exited with {status}: {}",
+                std::fs::read_to_string(&log_path).unwrap()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "make dev did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        emulator_processes() > emulators,
+        "no emulator found running"
+    );
+    assert!(runtime_processes() > runtimes, "no runtime found running");
+    // WHEN make dev and devkit are killed with SIGKILL (no handler, no drop runs)
+    // SAFETY: kill(2) on the process group this test created; no memory is touched.
+    unsafe {
+        libc::kill(-dev.group(), libc::SIGKILL);
+    }
+    let _ = dev.child.wait();
+    // THEN every emulator it started goes with it, and every runtime with its emulator
+    assert!(
+        emulators_left(emulators) <= emulators,
+        "aws-lambda-rie processes left behind after SIGKILL"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runtime_processes() > runtimes && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        runtime_processes() <= runtimes,
+        "function runtimes left behind after SIGKILL"
     );
 }
