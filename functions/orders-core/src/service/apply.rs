@@ -331,7 +331,11 @@ mod tests {
             SagaEventType::PaymentVoided,
         ] {
             let event = event(stale, &fulfilled);
-            assert_eq!(step(&event, &fulfilled, Utc::now()), Step::Record, "{stale:?}");
+            assert_eq!(
+                step(&event, &fulfilled, Utc::now()),
+                Step::Record,
+                "{stale:?}"
+            );
         }
         // A late authorization after an expiry's void is as stale.
         let voided = pending().with_payment(PaymentStatus::Voided, None, None);

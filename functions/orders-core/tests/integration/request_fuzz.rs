@@ -162,9 +162,14 @@ fn any_request_is_answered_with_a_201_or_a_problem_and_nothing_half_written() {
             if !(400..500).contains(&status) {
                 return Err(TestCaseError::fail(format!("{status}: {}", answer.body)));
             }
-            prop_assert_eq!(answer.header("content-type"), Some("application/problem+json"));
+            prop_assert_eq!(
+                answer.header("content-type"),
+                Some("application/problem+json")
+            );
             prop_assert!(
-                answer.body["type"].as_str().is_some_and(|t| t.starts_with("urn:orders:problem:")),
+                answer.body["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("urn:orders:problem:")),
                 "{}",
                 answer.body
             );
@@ -182,6 +187,9 @@ fn any_request_is_answered_with_a_201_or_a_problem_and_nothing_half_written() {
         created.dedup();
         assert_eq!(app.orders().await, created.len());
         let sold: i64 = created.iter().map(|(_, units)| units).sum();
-        assert_eq!(2 * stock - app.stock("p-1").await - app.stock("p-2").await, sold);
+        assert_eq!(
+            2 * stock - app.stock("p-1").await - app.stock("p-2").await,
+            sold
+        );
     });
 }

@@ -45,7 +45,10 @@ fn legal(from: OrderStatus, to: OrderStatus) -> bool {
     use OrderStatus::{Cancelled, Confirmed, Fulfilled, Pending};
     matches!(
         (from, to),
-        (Pending, Confirmed) | (Pending, Cancelled) | (Confirmed, Fulfilled) | (Confirmed, Cancelled)
+        (Pending, Confirmed)
+            | (Pending, Cancelled)
+            | (Confirmed, Fulfilled)
+            | (Confirmed, Cancelled)
     )
 }
 
@@ -109,9 +112,18 @@ async fn run(script: Vec<(Happening, i64)>) -> Result<(), TestCaseError> {
     let count = |t: OrderEventType| events.iter().filter(|e| **e == t).count();
     let was = |s: OrderStatus| usize::from(statuses.contains(&s));
     // Each transition wrote its event exactly once, and no event without its transition.
-    prop_assert_eq!(count(OrderEventType::OrderConfirmed), was(OrderStatus::Confirmed));
-    prop_assert_eq!(count(OrderEventType::OrderFulfilled), was(OrderStatus::Fulfilled));
-    prop_assert_eq!(count(OrderEventType::OrderCancelled), was(OrderStatus::Cancelled));
+    prop_assert_eq!(
+        count(OrderEventType::OrderConfirmed),
+        was(OrderStatus::Confirmed)
+    );
+    prop_assert_eq!(
+        count(OrderEventType::OrderFulfilled),
+        was(OrderStatus::Fulfilled)
+    );
+    prop_assert_eq!(
+        count(OrderEventType::OrderCancelled),
+        was(OrderStatus::Cancelled)
+    );
     prop_assert_eq!(
         count(OrderEventType::OrderShipped),
         usize::from(order.shipment_id.is_some())
@@ -133,7 +145,11 @@ async fn run(script: Vec<(Happening, i64)>) -> Result<(), TestCaseError> {
         _ => {}
     }
     // Alice's unit is back once, and only if her order was cancelled.
-    let stock = if order.status == OrderStatus::Cancelled { 4 } else { 3 };
+    let stock = if order.status == OrderStatus::Cancelled {
+        4
+    } else {
+        3
+    };
     prop_assert_eq!(deps.store.stock(&pid("p-1")), stock);
     Ok(())
 }
