@@ -2,6 +2,7 @@
 //! turns it into tables (and, later, queues and running functions) on the local emulators.
 
 pub mod api;
+pub mod chaos;
 pub mod console;
 pub mod cpu;
 pub mod dev;

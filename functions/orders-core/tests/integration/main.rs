@@ -4,6 +4,7 @@
 mod api;
 mod cancellation;
 mod catalogue;
+mod chaos;
 mod delivery;
 mod outbox;
 mod request_fuzz;

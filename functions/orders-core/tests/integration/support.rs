@@ -585,6 +585,25 @@ impl TestApp {
         self.count(&self.tables().orders.clone()).await
     }
 
+    /// The ids of a user's orders in the table.
+    pub async fn orders_of(&self, user: &str) -> Vec<String> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.tables().orders)
+            .filter_expression("userId = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item.get("orderId")?.as_s().ok().cloned())
+            .collect()
+    }
+
     pub async fn events(&self) -> Vec<Value> {
         let out = self
             .client
