@@ -168,6 +168,7 @@ fn options(cli: &Cli, prefix: String, environments: usize) -> DevOptions {
         catalog: cli.root.join("infra/sample-catalog.json"),
         parameters: BTreeMap::from([("OrdersPerMinute".to_owned(), NO_QUOTA.to_owned())]),
         cpu_share: devkit::cpu::CpuShare::Off,
+        chaos_port: None,
     }
 }
 

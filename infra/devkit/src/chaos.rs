@@ -251,7 +251,12 @@ fn payments_operation(method: &str, path: &str) -> String {
 }
 
 /// The answer `fault` gets from `service`, or `None` for the faults that are not an answer.
-fn answer(service: Service, operation: &str, fault: &Fault, body: &[u8]) -> Option<Response<Full<Bytes>>> {
+fn answer(
+    service: Service,
+    operation: &str,
+    fault: &Fault,
+    body: &[u8],
+) -> Option<Response<Full<Bytes>>> {
     let amz_json = |status: StatusCode, kind: &str, message: &str, extra: serde_json::Value| {
         let mut error = json!({"__type": kind, "message": message});
         if let (Some(error), Some(extra)) = (error.as_object_mut(), extra.as_object()) {
@@ -319,9 +324,12 @@ fn answer(service: Service, operation: &str, fault: &Fault, body: &[u8]) -> Opti
             "The level of configured provisioned throughput for the table was exceeded.",
             json!({}),
         ),
-        (Fault::Throttling, Service::Sns) => {
-            sns_xml(StatusCode::BAD_REQUEST, "Sender", "Throttling", "Rate exceeded")
-        }
+        (Fault::Throttling, Service::Sns) => sns_xml(
+            StatusCode::BAD_REQUEST,
+            "Sender",
+            "Throttling",
+            "Rate exceeded",
+        ),
         (Fault::Throttling, Service::Payments) => stripe(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
@@ -436,7 +444,11 @@ impl FaultProxy {
         Ok(response)
     }
 
-    async fn forward(&self, head: Request<()>, body: Bytes) -> Result<Response<Full<Bytes>>, Dropped> {
+    async fn forward(
+        &self,
+        head: Request<()>,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>, Dropped> {
         let (mut parts, ()) = head.into_parts();
         let path = parts
             .uri
@@ -463,6 +475,47 @@ impl FaultProxy {
             .map_err(|e| Dropped::Upstream(e.to_string()))?
             .to_bytes();
         Ok(Response::from_parts(parts, Full::new(body)))
+    }
+}
+
+/// The variables that point the functions at an emulator, and the service behind each.
+pub const PROXIED: [(&str, Service); 5] = [
+    ("AWS_ENDPOINT_URL_DYNAMODB", Service::Dynamodb),
+    ("AWS_ENDPOINT_URL_SQS", Service::Sqs),
+    ("AWS_ENDPOINT_URL_SNS", Service::Sns),
+    ("AWS_ENDPOINT_URL_SECRETS_MANAGER", Service::SecretsManager),
+    ("PAYMENT_API_BASE", Service::Payments),
+];
+
+/// A fault proxy in front of every emulator the functions reach, sharing one set of switches.
+/// Dropped, the proxies stop.
+pub struct Proxies {
+    pub chaos: Arc<Chaos>,
+    /// The functions' variables, pointing at the proxies instead of the emulators.
+    pub endpoints: BTreeMap<String, String>,
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Proxies {
+    /// Starts a proxy for each of [`PROXIED`] that `env` points at a plain-HTTP emulator.
+    pub async fn start(env: &BTreeMap<String, String>) -> std::io::Result<Self> {
+        let chaos = Arc::new(Chaos::default());
+        let mut endpoints = BTreeMap::new();
+        let mut stops = Vec::new();
+        for (var, service) in PROXIED {
+            let Some(upstream) = env.get(var).filter(|u| u.starts_with("http://")) else {
+                continue;
+            };
+            let (url, stop) =
+                serve_proxy(FaultProxy::new(service, upstream, chaos.clone())).await?;
+            endpoints.insert(var.to_owned(), url);
+            stops.push(stop);
+        }
+        Ok(Self {
+            chaos,
+            endpoints,
+            _stops: stops,
+        })
     }
 }
 
@@ -515,7 +568,10 @@ async fn control(chaos: &Chaos, request: Request<hyper::body::Incoming>) -> Resp
         )
     };
     if request.uri().path() != "/chaos" {
-        return problem(StatusCode::NOT_FOUND, "the control endpoint is /chaos".into());
+        return problem(
+            StatusCode::NOT_FOUND,
+            "the control endpoint is /chaos".into(),
+        );
     }
     match request.method().as_str() {
         "GET" => state(chaos),
@@ -618,7 +674,11 @@ mod tests {
     #[test]
     fn operations_are_named_as_each_service_names_them() {
         assert_eq!(
-            operation(Service::Dynamodb, &head(Some("DynamoDB_20120810.TransactWriteItems")), b""),
+            operation(
+                Service::Dynamodb,
+                &head(Some("DynamoDB_20120810.TransactWriteItems")),
+                b""
+            ),
             "TransactWriteItems"
         );
         assert_eq!(
@@ -626,10 +686,16 @@ mod tests {
             "SendMessageBatch"
         );
         assert_eq!(
-            operation(Service::Sns, &head(None), b"Action=PublishBatch&TopicArn=arn%3Aaws"),
+            operation(
+                Service::Sns,
+                &head(None),
+                b"Action=PublishBatch&TopicArn=arn%3Aaws"
+            ),
             "PublishBatch"
         );
-        let capture = Request::post("/v1/charges/ch_1AbC/capture?expand=x").body(()).unwrap();
+        let capture = Request::post("/v1/charges/ch_1AbC/capture?expand=x")
+            .body(())
+            .unwrap();
         assert_eq!(
             operation(Service::Payments, &capture, b""),
             "POST /v1/charges/{id}/capture"
@@ -643,21 +709,34 @@ mod tests {
             .set(vec![
                 Rule {
                     limit: Some(2),
-                    ..rule(Service::Dynamodb, "TransactWriteItems", Fault::TransactionConflict, 1.0)
+                    ..rule(
+                        Service::Dynamodb,
+                        "TransactWriteItems",
+                        Fault::TransactionConflict,
+                        1.0,
+                    )
                 },
                 rule(Service::Payments, "*", Fault::Throttling, 0.0),
             ])
             .unwrap();
         assert_eq!(chaos.pick(Service::Dynamodb, "GetItem"), None);
         assert_eq!(chaos.pick(Service::Sqs, "TransactWriteItems"), None);
-        assert_eq!(chaos.pick(Service::Payments, "POST /v1/charges"), None, "probability 0");
+        assert_eq!(
+            chaos.pick(Service::Payments, "POST /v1/charges"),
+            None,
+            "probability 0"
+        );
         for _ in 0..2 {
             assert_eq!(
                 chaos.pick(Service::Dynamodb, "TransactWriteItems"),
                 Some(Fault::TransactionConflict)
             );
         }
-        assert_eq!(chaos.pick(Service::Dynamodb, "TransactWriteItems"), None, "spent");
+        assert_eq!(
+            chaos.pick(Service::Dynamodb, "TransactWriteItems"),
+            None,
+            "spent"
+        );
         assert_eq!(
             chaos.fired(),
             [Fired {
@@ -673,7 +752,12 @@ mod tests {
     fn a_rule_a_service_cannot_produce_is_refused() {
         let chaos = Chaos::default();
         assert!(matches!(
-            chaos.set(vec![rule(Service::Sqs, "*", Fault::TransactionConflict, 1.0)]),
+            chaos.set(vec![rule(
+                Service::Sqs,
+                "*",
+                Fault::TransactionConflict,
+                1.0
+            )]),
             Err(RuleError::Unfit { index: 0, .. })
         ));
         assert!(matches!(
@@ -712,12 +796,17 @@ mod tests {
             .map(|r| r["Code"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(codes.len(), 3);
-        assert_eq!(codes.iter().filter(|c| *c == "TransactionConflict").count(), 1);
+        assert_eq!(
+            codes.iter().filter(|c| *c == "TransactionConflict").count(),
+            1
+        );
         assert_eq!(codes.iter().filter(|c| *c == "None").count(), 2);
     }
 
     fn futures_body(response: Response<Full<Bytes>>) -> Bytes {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime.block_on(async { response.into_body().collect().await.unwrap().to_bytes() })
     }
 }

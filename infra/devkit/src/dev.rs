@@ -59,6 +59,9 @@ pub struct DevOptions {
     pub parameters: BTreeMap<String, String>,
     /// The CPU share each environment runs at (Lambda's, by memory size, or none).
     pub cpu_share: crate::cpu::CpuShare,
+    /// Fault proxies in front of the emulators, switched on the control endpoint at this port
+    /// (0: any free port); none when `None` (the bench measures without the extra hop).
+    pub chaos_port: Option<u16>,
 }
 
 impl DevOptions {
@@ -77,6 +80,8 @@ pub struct LocalApp {
     pub template: Template,
     pub gateway: Arc<Gateway>,
     pub console: Arc<Console>,
+    /// The fault proxies the functions reach the emulators through, if on.
+    pub proxies: Option<crate::chaos::Proxies>,
 }
 
 impl LocalApp {
@@ -111,6 +116,7 @@ pub struct Prepared {
     pub queue_arns: BTreeMap<String, String>,
     /// Each function's launch, and whether it serves an HTTP route.
     pub launches: Vec<(FunctionSpec, FunctionLaunch, bool)>,
+    pub proxies: Option<crate::chaos::Proxies>,
 }
 
 /// Provisions the template's tables and queues (under `options.prefix`) and works out each
@@ -186,10 +192,21 @@ pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared
         options.prefix
     ));
 
-    let passed: BTreeMap<String, String> = PASSED_THROUGH
+    let mut passed: BTreeMap<String, String> = PASSED_THROUGH
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
+    // The functions reach the emulators through the fault proxies, by the same variables.
+    let proxies = match options.chaos_port {
+        Some(_) => {
+            let proxies = crate::chaos::Proxies::start(&passed)
+                .await
+                .map_err(|e| DevError::Setup(format!("cannot start the fault proxies: {e}")))?;
+            passed.extend(proxies.endpoints.clone());
+            Some(proxies)
+        }
+        None => None,
+    };
     let log_level = template
         .parameter_default("LogLevel")
         .unwrap_or_else(|| "INFO".into());
@@ -217,6 +234,7 @@ pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared
         names,
         queue_arns: queues.arns,
         launches,
+        proxies,
     })
 }
 
@@ -227,6 +245,7 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
         names,
         queue_arns,
         launches,
+        proxies,
     } = prepare(options, &console).await?;
     let routes = template.http_routes()?;
     let mut pools = BTreeMap::new();
@@ -266,6 +285,7 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
         template,
         gateway,
         console,
+        proxies,
     })
 }
 
@@ -528,6 +548,24 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
         return Err(e);
     }
     let mappings = start_triggers(&app)?;
+    let _chaos_control = match (&app.proxies, options.chaos_port) {
+        (Some(proxies), Some(port)) => {
+            let (url, stop) = crate::chaos::serve_control(proxies.chaos.clone(), port)
+                .await
+                .map_err(|e| {
+                    DevError::Setup(format!(
+                        "cannot listen on 127.0.0.1:{port} for the chaos switches: {e}"
+                    ))
+                })?;
+            console.info(&format!(
+                "chaos switches on {url}/chaos: the functions reach every emulator through a fault \
+                 proxy (GET reads the rules and what fired, PUT {{\"rules\": [...]}} switches \
+                 faults on, DELETE switches them off; README: Faults)"
+            ));
+            Some(stop)
+        }
+        _ => None,
+    };
     for route in &app.gateway.routes {
         let auth = match &route.scopes {
             None => "public".to_owned(),

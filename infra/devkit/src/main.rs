@@ -51,6 +51,9 @@ enum Command {
         /// of a core, 1,769 MB being one), a size in MB for every function, or `off`.
         #[arg(long, default_value = "off", value_parser = CpuShare::parse)]
         cpu_share: CpuShare,
+        /// The port of the chaos switches (the fault proxies' control endpoint; 0: any free one).
+        #[arg(long, env = "CHAOS_PORT", default_value_t = 3001)]
+        chaos_port: u16,
     },
     /// One function (logical id or binary name) with one event; prints the response.
     Invoke {
@@ -74,7 +77,13 @@ fn default_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn options(cli: &Cli, port: u16, environments: usize, cpu_share: CpuShare) -> DevOptions {
+fn options(
+    cli: &Cli,
+    port: u16,
+    environments: usize,
+    cpu_share: CpuShare,
+    chaos_port: Option<u16>,
+) -> DevOptions {
     DevOptions {
         root: cli.root.clone(),
         bin_dir: cli
@@ -91,6 +100,7 @@ fn options(cli: &Cli, port: u16, environments: usize, cpu_share: CpuShare) -> De
         catalog: cli.root.join("infra/sample-catalog.json"),
         parameters: cli.parameters.iter().cloned().collect(),
         cpu_share,
+        chaos_port,
     }
 }
 
@@ -102,11 +112,18 @@ async fn main() -> ExitCode {
             port,
             environments,
             cpu_share,
-        } => dev::run(options(&cli, *port, *environments, *cpu_share))
-            .await
-            .map(|()| None),
+            chaos_port,
+        } => dev::run(options(
+            &cli,
+            *port,
+            *environments,
+            *cpu_share,
+            Some(*chaos_port),
+        ))
+        .await
+        .map(|()| None),
         Command::Invoke { function, event } => {
-            dev::invoke(options(&cli, 0, 1, CpuShare::Off), function, event)
+            dev::invoke(options(&cli, 0, 1, CpuShare::Off, None), function, event)
                 .await
                 .map(Some)
         }
@@ -115,7 +132,7 @@ async fn main() -> ExitCode {
             scopes,
             ttl_secs,
         } => {
-            let secret_path = options(&cli, 0, 1, CpuShare::Off).secret_path();
+            let secret_path = options(&cli, 0, 1, CpuShare::Off, None).secret_path();
             jwt::secret(&secret_path)
                 .and_then(|secret| {
                     let scopes: Vec<&str> = scopes.split_whitespace().collect();

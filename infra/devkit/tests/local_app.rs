@@ -185,6 +185,7 @@ async fn make_dev_runs_the_whole_app() {
             "dev",
             "PROFILE=debug",
             &format!("PORT={port}"),
+            "CHAOS_PORT=0",
             &format!("DEV_PREFIX=devtest{port}"),
         ])
         .current_dir(root())
@@ -360,6 +361,45 @@ async fn make_dev_runs_the_whole_app() {
         0
     );
 
+    // AND the chaos switches reach the functions: with every order transaction cancelled for a
+    // conflict, an order is a 503 to retry later and the fault is counted; switched off, it is gone
+    let printed = std::fs::read_to_string(&log_path).unwrap();
+    let control: u16 = printed
+        .lines()
+        .find_map(|l| l.split("chaos switches on http://127.0.0.1:").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse().ok())
+        .expect("make dev prints where its chaos switches are");
+    let switches = Http(Client::builder(TokioExecutor::new()).build_http(), control);
+    let conflict = json!({"rules": [{
+        "service": "dynamodb",
+        "operation": "TransactWriteItems",
+        "fault": {"kind": "transaction-conflict"},
+        "probability": 1.0
+    }]});
+    assert_eq!(
+        switches.call("PUT", "/chaos", None, Some(conflict)).await.0,
+        200
+    );
+    let carol = token("carol", "orders:write");
+    let order = json!({"productId": "p-1", "quantity": 1, "paymentMethod": "tok_visa"});
+    let (status, problem) = http
+        .call("POST", "/orders", Some(&carol), Some(order.clone()))
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    let (_, state) = switches.call("GET", "/chaos", None, None).await;
+    assert!(
+        state["fired"][0]["count"].as_u64() >= Some(1),
+        "the conflict is counted: {state}"
+    );
+    let bad = json!({"rules": [{"service": "sqs", "fault": {"kind": "transaction-conflict"}, "probability": 1}]});
+    assert_eq!(switches.call("PUT", "/chaos", None, Some(bad)).await.0, 400);
+    assert_eq!(switches.call("DELETE", "/chaos", None, None).await.0, 200);
+    let (status, body) = http
+        .call("POST", "/orders", Some(&carol), Some(order))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
     // AND schemathesis finds no 5xx and no answer that breaks infra/openapi.yaml
     let all = token("schemathesis", "orders:write orders:read products:write");
     let st = Command::new(root().join(".tools/venv/bin/schemathesis"))
@@ -525,6 +565,7 @@ async fn make_dev_killed_with_sigkill_leaves_no_emulator_or_runtime_behind() {
             "dev",
             "PROFILE=debug",
             &format!("PORT={port}"),
+            "CHAOS_PORT=0",
             &format!("DEV_PREFIX=devkill{port}"),
         ])
         .current_dir(root())
