@@ -871,13 +871,16 @@ fn write_power(md: &mut String, root: &Path, results: &Results) {
         md,
         "The saga run once per memory size ({} orders at {} orders/s each), every environment at that \
          size's share of one core as Lambda gives it (1,769 MB is one vCPU; devkit's CPU cgroups), \
-         like AWS Lambda Power Tuning on an account. Per function on the order path: its REPORT \
-         durations, the invocations that hit their quota at least once, and the cost per million \
-         orders of that function alone (GB-s at the size, billed by the millisecond, plus requests). \
-         The budget: a size's p99 may be at most {}× the p99 at a full core; the chosen size \
-         (**bold**) is the cheapest within it. The full core is the reference, so it runs twice, \
-         first and last, and its row pools both runs: a p99 from ~100 invocations is nearly their \
-         largest, and one run's lucky tail would otherwise set the budget. Durations include \
+         like AWS Lambda Power Tuning on an account; the full core runs twice, first and last, and \
+         its row pools both. Per function on the order path: its REPORT durations, the invocations \
+         that hit their quota at least once, and the cost per million orders of that function alone \
+         (GB-s at the size, billed by the millisecond, plus requests). The budget: a size's p99 may \
+         be at most {}× the function's *reference* p99, the median of the p99s of the runs above \
+         128 MB (256, 512, 1024 and both full-core runs) — the tail it has when CPU is not what it \
+         waits for; the chosen size (**bold**) is the cheapest within it. Not the full core's p99 \
+         alone: from ~100 invocations a p99 is nearly their largest, so one run's tail would set \
+         the budget, and on this small machine a function given a whole core takes it from the \
+         emulators it waits on, so the full core is not the fastest size. Durations include \
          DynamoDB Local's and moto's time, which is slower than AWS's, so the sizes are an upper \
          bound on what the CPU needs.\n",
         tuning.orders,
@@ -888,11 +891,21 @@ fn write_power(md: &mut String, root: &Path, results: &Results) {
         md,
         "| Function | MB | p50 | p90 | p99 | throttled | invocations per order | $ per million orders |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
+    let mut references = Vec::new();
     for function in crate::power::ORDER_PATH {
         let Some(sizes) = tuning.functions.get(function) else {
             continue;
         };
-        let chosen = crate::power::chosen(sizes, &prices).map(|s| s.size_mb);
+        let reference = tuning
+            .run_p99s
+            .get(function)
+            .and_then(|runs| crate::power::reference_p99(runs));
+        let chosen = reference
+            .and_then(|reference| crate::power::chosen(sizes, reference, &prices))
+            .map(|s| s.size_mb);
+        if let Some(reference) = reference {
+            references.push(format!("{function} {reference:.1} ms"));
+        }
         for s in sizes {
             let mark = if Some(s.size_mb) == chosen { "**" } else { "" };
             let _ = writeln!(
@@ -909,7 +922,7 @@ fn write_power(md: &mut String, root: &Path, results: &Results) {
             );
         }
     }
-    let _ = writeln!(md);
+    let _ = writeln!(md, "\nReference p99s: {}.\n", references.join(", "));
 }
 
 fn write_noise(md: &mut String, ctx: &Context) {
