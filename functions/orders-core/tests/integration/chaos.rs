@@ -84,7 +84,10 @@ async fn throttled_transactions_are_retried_by_the_sdk() {
     app.add_product("p-1", 900, "EUR", 10).await;
     let (chaos, _stop, deps) = through_proxy(&app).await;
     chaos
-        .set(on_transactions(Fault::ProvisionedThroughputExceeded, Some(1)))
+        .set(on_transactions(
+            Fault::ProvisionedThroughputExceeded,
+            Some(1),
+        ))
         .unwrap();
     let answer = create(&deps, order_by("alice", lines(&[("p-1", 2)]))).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
