@@ -143,7 +143,7 @@ pub async fn measure(
             ));
             run_p99s
                 .entry(function.to_owned())
-                .or_insert_with(Vec::new)
+                .or_default()
                 .push((size, p99));
             let at = pooled.entry((function, size)).or_default();
             at.ms.extend(ms);

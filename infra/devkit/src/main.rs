@@ -180,7 +180,7 @@ mod tests {
             "ReconcileAfterMinutes=6",
             "token",
         ]);
-        let options = options(&cli, 0, 1, CpuShare::Off);
+        let options = options(&cli, 0, 1, CpuShare::Off, None);
         assert_eq!(options.parameters["OrdersPerMinute"], "100");
         assert_eq!(options.parameters["ReconcileAfterMinutes"], "6");
     }
