@@ -524,11 +524,11 @@ impl Proxies {
 pub async fn serve_proxy(
     proxy: Arc<FaultProxy>,
 ) -> std::io::Result<(String, tokio::sync::oneshot::Sender<()>)> {
-    serve_on_free_port(move |request| {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    serve_listener(listener, move |request| {
         let proxy = proxy.clone();
         async move { proxy.handle(request).await }
     })
-    .await
 }
 
 /// The control endpoint: `GET /chaos` answers the rules and what fired, `PUT /chaos` with
@@ -598,18 +598,6 @@ async fn control(chaos: &Chaos, request: Request<hyper::body::Incoming>) -> Resp
             "GET, PUT or DELETE /chaos".into(),
         ),
     }
-}
-
-async fn serve_on_free_port<F, Fut, E>(
-    handler: F,
-) -> std::io::Result<(String, tokio::sync::oneshot::Sender<()>)>
-where
-    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    serve_listener(listener, handler)
 }
 
 /// Serves `handler` on `listener` (HTTP/1.1, keep-alive) until the sender is sent to or dropped.

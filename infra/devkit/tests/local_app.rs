@@ -68,6 +68,47 @@ struct RunningApp {
 }
 
 impl RunningApp {
+    /// `make dev` on the debug build with ports and a table prefix of its own, in its own process
+    /// group, once the sample catalog answers; its console goes to the answered log file.
+    async fn start(name: &str) -> (Self, Http, PathBuf) {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let log_path = std::env::temp_dir().join(format!("orders-make-{name}-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new("make")
+            .args([
+                "dev",
+                "PROFILE=debug",
+                &format!("PORT={port}"),
+                "CHAOS_PORT=0",
+                &format!("DEV_PREFIX={name}{port}"),
+            ])
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("make dev starts");
+        let mut dev = RunningApp { child };
+        let http = Http(Client::builder(TokioExecutor::new()).build_http(), port);
+        let started = Instant::now();
+        while http.call("GET", "/products/p-1", None, None).await.0 != 200 {
+            if let Ok(Some(status)) = dev.child.try_wait() {
+                panic!(
+                    "make dev exited with {status}: {}",
+                    std::fs::read_to_string(&log_path).unwrap()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "make dev did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        (dev, http, log_path)
+    }
+
     fn group(&self) -> i32 {
         self.child.id() as i32
     }
@@ -175,47 +216,9 @@ fn token(sub: &str, scopes: &str) -> String {
 async fn make_dev_runs_the_whole_app() {
     require_emulators();
     let _guard = ONE_AT_A_TIME.lock().await;
-    let port = free_port();
-    let log_path = std::env::temp_dir().join(format!("orders-make-dev-{port}.log"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    use std::os::unix::process::CommandExt;
     let before = emulator_processes();
-    let child = Command::new("make")
-        .args([
-            "dev",
-            "PROFILE=debug",
-            &format!("PORT={port}"),
-            "CHAOS_PORT=0",
-            &format!("DEV_PREFIX=devtest{port}"),
-        ])
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("make dev starts");
-    let mut dev = RunningApp { child };
-    let http = Http(Client::builder(TokioExecutor::new()).build_http(), port);
-
     // GIVEN make dev, up once the sample catalog answers
-    let started = Instant::now();
-    loop {
-        if http.call("GET", "/products/p-1", None, None).await.0 == 200 {
-            break;
-        }
-        if let Ok(Some(status)) = dev.child.try_wait() {
-            panic!(
-                "make dev exited with {status}: {}",
-                std::fs::read_to_string(&log_path).unwrap()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "make dev did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let (mut dev, http, log_path) = RunningApp::start("devtest").await;
     let alice = token("alice", "orders:write orders:read");
 
     // WHEN alice orders 2 × p-1 with the emulator's test card, THEN 201, and with no further call
@@ -409,7 +412,7 @@ async fn make_dev_runs_the_whole_app() {
             "run",
             "infra/openapi.yaml",
         ])
-        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--url", &format!("http://127.0.0.1:{}", http.1)])
         .args(["--header", &format!("Authorization: Bearer {all}")])
         .args(["--max-examples", "30", "--seed", "20261124", "--no-color"])
         .current_dir(root())
@@ -555,43 +558,9 @@ fn runtime_processes() -> usize {
 async fn make_dev_killed_with_sigkill_leaves_no_emulator_or_runtime_behind() {
     require_emulators();
     let _guard = ONE_AT_A_TIME.lock().await;
-    let port = free_port();
-    let log_path = std::env::temp_dir().join(format!("orders-make-dev-kill-{port}.log"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    use std::os::unix::process::CommandExt;
     let (emulators, runtimes) = (emulator_processes(), runtime_processes());
-    let child = Command::new("make")
-        .args([
-            "dev",
-            "PROFILE=debug",
-            &format!("PORT={port}"),
-            "CHAOS_PORT=0",
-            &format!("DEV_PREFIX=devkill{port}"),
-        ])
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("make dev starts");
-    let mut dev = RunningApp { child };
-    let http = Http(Client::builder(TokioExecutor::new()).build_http(), port);
     // GIVEN make dev serving, so its environments and a runtime are running
-    let started = Instant::now();
-    while http.call("GET", "/products/p-1", None, None).await.0 != 200 {
-        if let Ok(Some(status)) = dev.child.try_wait() {
-            panic!(
-                "make dev exited with {status}: {}",
-                std::fs::read_to_string(&log_path).unwrap()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "make dev did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let (mut dev, _http, _log) = RunningApp::start("devkill").await;
     assert!(
         emulator_processes() > emulators,
         "no emulator found running"
