@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -385,6 +385,8 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 pub enum Dropped {
     #[error("dropped after the request was applied")]
     AfterApply,
+    #[error("never forwarded nor answered")]
+    Hung,
     #[error("the upstream emulator did not answer: {0}")]
     Upstream(String),
     #[error("the request could not be read: {0}")]
@@ -428,7 +430,7 @@ impl FaultProxy {
             Some(Fault::Hang) => {
                 // Long past any client's timeout; the client closes the connection first.
                 tokio::time::sleep(Duration::from_secs(900)).await;
-                return Err(Dropped::Upstream("hung".into()));
+                return Err(Dropped::Hung);
             }
             Some(fault) => {
                 if let Some(response) = answer(self.service, &operation, fault, &body) {
@@ -458,11 +460,7 @@ impl FaultProxy {
         parts.uri = format!("{}{path}", self.upstream)
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| Dropped::Upstream(e.to_string()))?;
-        // The Host header stays the client's: SigV4 signed it (the emulators do not check, but
-        // nothing about the request changes on the way).
-        if !parts.headers.contains_key(HOST) {
-            return Err(Dropped::Request("no Host header".into()));
-        }
+        // Headers stay the client's, Host included (SigV4 signed it; the emulators do not check).
         let response = self
             .client
             .request(Request::from_parts(parts, Full::new(body)))

@@ -116,6 +116,7 @@ pub struct Prepared {
     pub queue_arns: BTreeMap<String, String>,
     /// Each function's launch, and whether it serves an HTTP route.
     pub launches: Vec<(FunctionSpec, FunctionLaunch, bool)>,
+    /// The fault proxies the launches' endpoint variables point at (with `chaos_port` set).
     pub proxies: Option<crate::chaos::Proxies>,
 }
 

@@ -112,9 +112,10 @@ pub fn default_emulator(root: &Path) -> PathBuf {
 /// worker threads, which live as long as devkit does (never from `spawn_blocking`, whose threads
 /// end when idle).
 fn die_with_parent(command: &mut Command) {
-    // SAFETY: the closure runs in the child between fork and exec and only makes async-signal-safe
-    // calls (getpid/getppid/prctl), touching no memory of the parent.
+    // SAFETY: getpid(2) has no preconditions.
     let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the child between fork and exec; it only makes async-signal-safe
+    // calls (prctl, getppid) and does not allocate (errors are OS error codes, not messages).
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
@@ -122,9 +123,7 @@ fn die_with_parent(command: &mut Command) {
             }
             // The parent may have died before the signal was asked for.
             if libc::getppid() != parent {
-                return Err(std::io::Error::other(
-                    "devkit exited while starting the emulator",
-                ));
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
