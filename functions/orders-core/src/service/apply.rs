@@ -66,17 +66,17 @@ fn step(event: &SagaEvent, order: &Order, now: DateTime<Utc>) -> Step {
         .payment
         .as_ref()
         .map_or(PaymentStatus::Pending, |p| p.status);
-    if event
-        .event_type
-        .payment_status()
-        .is_some_and(|next| !payment.may_become(next))
-    {
+    let reported = event.event_type.payment_status();
+    if reported.is_some_and(|next| !payment.may_become(next)) {
         return Step::Record;
     }
-    let note = |status| {
-        order
-            .clone()
-            .with_payment(status, facts.charge_id.clone(), facts.decline_code.clone())
+    // The order with its payment as this payment event reports it.
+    let noted = || {
+        order.clone().with_payment(
+            reported.unwrap_or(payment),
+            facts.charge_id.clone(),
+            facts.decline_code.clone(),
+        )
     };
     let change = |order: Order, event, deadline, unshipped| Step::Change {
         order: Box::new(order),
@@ -89,7 +89,7 @@ fn step(event: &SagaEvent, order: &Order, now: DateTime<Utc>) -> Step {
         // Confirmed only while PENDING and before the deadline (both in the write's condition);
         // a late authorization is only noted: the expiry cancels, and payments voids.
         SagaEventType::PaymentAuthorized if order.status == Pending && !order.is_expired(now) => {
-            let confirmed = note(PaymentStatus::Authorized).with_status(Confirmed);
+            let confirmed = noted().with_status(Confirmed);
             change(
                 confirmed,
                 Some(OrderEventType::OrderConfirmed),
@@ -97,15 +97,11 @@ fn step(event: &SagaEvent, order: &Order, now: DateTime<Utc>) -> Step {
                 false,
             )
         }
-        SagaEventType::PaymentAuthorized => {
-            change(note(PaymentStatus::Authorized), None, Deadline::Any, false)
-        }
+        SagaEventType::PaymentAuthorized => change(noted(), None, Deadline::Any, false),
         SagaEventType::PaymentDeclined if order.status == Pending => Step::Cancel {
             decline_code: facts.decline_code.clone(),
         },
-        SagaEventType::PaymentDeclined => {
-            change(note(PaymentStatus::Declined), None, Deadline::Any, false)
-        }
+        SagaEventType::PaymentDeclined => change(noted(), None, Deadline::Any, false),
         SagaEventType::ShipmentCreated
             if order.status == Confirmed && order.shipment_id.is_none() =>
         {
@@ -125,18 +121,14 @@ fn step(event: &SagaEvent, order: &Order, now: DateTime<Utc>) -> Step {
             if order.status == Confirmed && order.shipment_id.is_some() =>
         {
             change(
-                note(PaymentStatus::Captured).with_status(OrderStatus::Fulfilled),
+                noted().with_status(OrderStatus::Fulfilled),
                 Some(OrderEventType::OrderFulfilled),
                 Deadline::Any,
                 false,
             )
         }
-        SagaEventType::PaymentCaptured => {
-            change(note(PaymentStatus::Captured), None, Deadline::Any, false)
-        }
-        SagaEventType::PaymentVoided => {
-            change(note(PaymentStatus::Voided), None, Deadline::Any, false)
-        }
+        SagaEventType::PaymentCaptured => change(noted(), None, Deadline::Any, false),
+        SagaEventType::PaymentVoided => change(noted(), None, Deadline::Any, false),
     }
 }
 

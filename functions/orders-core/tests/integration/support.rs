@@ -587,33 +587,36 @@ impl TestApp {
 
     /// The ids of a user's orders in the table.
     pub async fn orders_of(&self, user: &str) -> Vec<String> {
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.tables().orders)
-            .filter_expression("userId = :user")
-            .expression_attribute_values(":user", AttributeValue::S(user.to_owned()))
-            .consistent_read(true)
-            .send()
+        let filter = (
+            "userId = :user",
+            ":user",
+            AttributeValue::S(user.to_owned()),
+        );
+        self.scan(&self.tables().orders, Some(filter))
             .await
-            .unwrap();
-        out.items
-            .unwrap_or_default()
             .iter()
-            .filter_map(|item| item.get("orderId")?.as_s().ok().cloned())
+            .filter_map(|order| order["orderId"].as_str().map(str::to_owned))
             .collect()
     }
 
     pub async fn events(&self) -> Vec<Value> {
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.tables().outbox)
-            .consistent_read(true)
+        self.scan(&self.tables().outbox, None).await
+    }
+
+    /// A table's items (a consistent scan, one page), as JSON: those matching `filter` (an
+    /// expression, its one placeholder and that placeholder's value) if given.
+    async fn scan(&self, table: &str, filter: Option<(&str, &str, AttributeValue)>) -> Vec<Value> {
+        let mut request = self.client.scan().table_name(table).consistent_read(true);
+        if let Some((expression, placeholder, value)) = filter {
+            request = request
+                .filter_expression(expression)
+                .expression_attribute_values(placeholder, value);
+        }
+        request
             .send()
             .await
-            .unwrap();
-        out.items
+            .unwrap()
+            .items
             .unwrap_or_default()
             .into_iter()
             .map(|item| serde_dynamo::from_item(item).unwrap())
