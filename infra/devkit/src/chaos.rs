@@ -34,6 +34,8 @@ pub enum Service {
     SecretsManager,
     /// The payment provider (Stripe's API).
     Payments,
+    /// The local Lambda layer: an operation is a function (its binary's name, `create-order`).
+    Lambda,
 }
 
 /// One fault, as the service would produce it.
@@ -58,10 +60,19 @@ pub enum Fault {
     DropAfterApply,
     /// The request is never forwarded nor answered: the client's own timeout ends it.
     Hang,
+    /// Lambda: the function's runtime is killed (SIGKILL) within `within_ms` of the invocation's
+    /// start; the emulator answers `Runtime.ExitError` and starts a new runtime at the next one.
+    KillRuntime {
+        #[serde(rename = "withinMs")]
+        within_ms: u64,
+    },
+    /// Lambda: a stream or queue batch that succeeded is handed to the function once more, as
+    /// at-least-once delivery may.
+    DuplicateDelivery,
 }
 
 impl Fault {
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Fault::TransactionConflict => "transaction-conflict",
             Fault::ProvisionedThroughputExceeded => "provisioned-throughput-exceeded",
@@ -70,6 +81,8 @@ impl Fault {
             Fault::Latency { .. } => "latency",
             Fault::DropAfterApply => "drop-after-apply",
             Fault::Hang => "hang",
+            Fault::KillRuntime { .. } => "kill-runtime",
+            Fault::DuplicateDelivery => "duplicate-delivery",
         }
     }
 
@@ -79,7 +92,8 @@ impl Fault {
             Fault::TransactionConflict | Fault::ProvisionedThroughputExceeded => {
                 service == Service::Dynamodb
             }
-            _ => true,
+            Fault::KillRuntime { .. } | Fault::DuplicateDelivery => service == Service::Lambda,
+            _ => service != Service::Lambda,
         }
     }
 }
@@ -190,8 +204,8 @@ impl Chaos {
             .collect()
     }
 
-    /// The fault this request meets, if any: the first rule that matches and fires.
-    fn pick(&self, service: Service, operation: &str) -> Option<Fault> {
+    /// The fault this request (or invocation) meets, if any: the first rule that matches and fires.
+    pub fn pick(&self, service: Service, operation: &str) -> Option<Fault> {
         let switches = self.switches.read().unwrap_or_else(|e| e.into_inner());
         for switch in switches.iter() {
             let mut switch = switch.lock().unwrap_or_else(|e| e.into_inner());
@@ -364,7 +378,14 @@ fn answer(
             "Internal server error",
             json!({}),
         ),
-        (Fault::Latency { .. } | Fault::DropAfterApply | Fault::Hang, _) => return None,
+        (
+            Fault::Latency { .. }
+            | Fault::DropAfterApply
+            | Fault::Hang
+            | Fault::KillRuntime { .. }
+            | Fault::DuplicateDelivery,
+            _,
+        ) => return None,
     })
 }
 
@@ -750,6 +771,39 @@ mod tests {
             chaos.set(vec![rule(Service::Sqs, "*", Fault::ServerError, 1.5)]),
             Err(RuleError::Probability { index: 0, .. })
         ));
+        // Process and delivery faults are the Lambda layer's, and only its.
+        for (service, fault) in [
+            (Service::Dynamodb, Fault::KillRuntime { within_ms: 10 }),
+            (Service::Sqs, Fault::DuplicateDelivery),
+            (Service::Lambda, Fault::ServerError),
+        ] {
+            assert!(matches!(
+                chaos.set(vec![rule(service, "*", fault, 0.5)]),
+                Err(RuleError::Unfit { index: 0, .. })
+            ));
+        }
+        assert_eq!(
+            chaos.set(vec![
+                rule(
+                    Service::Lambda,
+                    "outbox-relay",
+                    Fault::DuplicateDelivery,
+                    0.5
+                ),
+                rule(
+                    Service::Lambda,
+                    "create-order",
+                    Fault::KillRuntime { within_ms: 40 },
+                    0.1
+                ),
+            ]),
+            Ok(())
+        );
+        let json = r#"{"service": "lambda", "operation": "order-events", "fault": {"kind": "kill-runtime", "withinMs": 100}, "probability": 0.1}"#;
+        assert_eq!(
+            serde_json::from_str::<Rule>(json).unwrap().fault,
+            Fault::KillRuntime { within_ms: 100 }
+        );
         let json = r#"{"service": "dynamodb", "fault": {"kind": "latency", "ms": 50}, "probability": 0.1}"#;
         let parsed: Rule = serde_json::from_str(json).unwrap();
         assert_eq!(parsed.operation, "*");

@@ -52,6 +52,16 @@ impl Console {
         }
     }
 
+    /// A console that writes everything, uncoloured, to `out` (`make chaos` keeps it as the run's log).
+    pub fn writing_to(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            colour: false,
+            out: Mutex::new(out),
+            quiet: std::sync::atomic::AtomicBool::new(false),
+            recorded: None,
+        }
+    }
+
     /// A console that shows nothing of the functions and keeps their lines instead (`make bench`
     /// reads the emulator's INIT REPORT and REPORT lines from them); its own messages go to stderr.
     pub fn recording() -> Self {

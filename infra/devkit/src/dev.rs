@@ -62,6 +62,11 @@ pub struct DevOptions {
     /// Fault proxies in front of the emulators, switched on the control endpoint at this port
     /// (0: any free port); none when `None` (the bench measures without the extra hop).
     pub chaos_port: Option<u16>,
+    /// A queue message a function failed is received again after this many seconds (0: at once),
+    /// not after the queue's visibility timeout (minutes) — unless the function spaces its own
+    /// retries (it is given its queue's URL). The receive count, and so the redrive to the DLQ,
+    /// is Lambda's.
+    pub queue_retry_secs: i32,
 }
 
 impl DevOptions {
@@ -82,6 +87,8 @@ pub struct LocalApp {
     pub console: Arc<Console>,
     /// The fault proxies the functions reach the emulators through, if on.
     pub proxies: Option<crate::chaos::Proxies>,
+    /// See [`DevOptions::queue_retry_secs`].
+    pub queue_retry_secs: i32,
 }
 
 impl LocalApp {
@@ -261,6 +268,11 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
             FunctionPool::start(launch, &options.emulator, count, &console)?,
         );
     }
+    if let Some(proxies) = &proxies {
+        for pool in pools.values() {
+            pool.inject(proxies.chaos.clone());
+        }
+    }
 
     let gateway = Arc::new(Gateway {
         routes: routes
@@ -287,6 +299,7 @@ pub async fn start(options: &DevOptions, console: Arc<Console>) -> Result<LocalA
         gateway,
         console,
         proxies,
+        queue_retry_secs: options.queue_retry_secs,
     })
 }
 
@@ -383,7 +396,9 @@ async fn run_stream(
     let pool = app.pools[&function].clone();
     loop {
         let delivery = mapping
-            .deliver_once(|event| hand_over::<DynamoDbEventResponse, _>(&pool, &app.console, event))
+            .deliver_once(|event| {
+                at_least_once::<DynamoDbEventResponse, _>(&pool, &app.console, event)
+            })
             .await;
         let delivery = match delivery {
             Ok(delivery) => delivery,
@@ -447,6 +462,20 @@ async fn hand_over<R: DeserializeOwned, E: Serialize>(
     serde_json::from_slice::<R>(&answer).map_err(|e| e.to_string())
 }
 
+/// Hands a batch over like [`hand_over`]; when the switches say `duplicate-delivery`, a batch that
+/// succeeded is handed over once more (at-least-once delivery) and the first answer counts.
+async fn at_least_once<R: DeserializeOwned, E: Serialize>(
+    pool: &FunctionPool,
+    console: &Console,
+    event: E,
+) -> Result<R, String> {
+    let answer = hand_over::<R, _>(pool, console, &event).await;
+    if answer.is_ok() && pool.fault() == Some(crate::chaos::Fault::DuplicateDelivery) {
+        let _ = hand_over::<R, _>(pool, console, &event).await;
+    }
+    answer
+}
+
 /// Plays one SQS mapping until the process ends (long polling, the template's batch size).
 async fn run_queue(app: Arc<LocalApp>, function: String, trigger: Trigger) -> Result<(), DevError> {
     let Trigger::Queue { queue, batch_size } = trigger else {
@@ -461,12 +490,13 @@ async fn run_queue(app: Arc<LocalApp>, function: String, trigger: Trigger) -> Re
     );
     // Locally a failed message is not held for the whole visibility timeout — unless the function
     // spaces its own retries (it is given its queue's URL to change the visibility).
-    mapping.retry_now = !app.launches[&function].env.contains_key("QUEUE_URL");
+    mapping.retry_after_secs =
+        (!app.launches[&function].env.contains_key("QUEUE_URL")).then_some(app.queue_retry_secs);
     let pool = app.pools[&function].clone();
     loop {
         let delivered = mapping
             .deliver_once(1, |event| {
-                hand_over::<SqsBatchResponse, _>(&pool, &app.console, event)
+                at_least_once::<SqsBatchResponse, _>(&pool, &app.console, event)
             })
             .await;
         if let Err(e) = delivered {

@@ -101,6 +101,7 @@ fn options(
         parameters: cli.parameters.iter().cloned().collect(),
         cpu_share,
         chaos_port,
+        queue_retry_secs: 0,
     }
 }
 

@@ -363,9 +363,10 @@ pub struct SqsMapping {
     queue_arn: String,
     region: String,
     batch_size: i32,
-    /// Make a failed message visible again at once instead of after the visibility timeout
-    /// (a local shortcut; the receive count, and so the redrive to the DLQ, is unchanged).
-    pub retry_now: bool,
+    /// Make a failed message visible again after this many seconds instead of the queue's
+    /// visibility timeout (a local shortcut, `Some(0)`: at once; the receive count, and so the
+    /// redrive to the DLQ, is unchanged). `None`: as Lambda does, the visibility timeout.
+    pub retry_after_secs: Option<i32>,
 }
 
 /// What one delivery of a queue batch came to.
@@ -393,7 +394,7 @@ impl SqsMapping {
             queue_arn,
             region,
             batch_size,
-            retry_now: true,
+            retry_after_secs: Some(0),
         }
     }
 
@@ -492,7 +493,9 @@ impl SqsMapping {
                 .await
                 .map_err(aws)?;
         }
-        if self.retry_now && !failed.is_empty() {
+        if let Some(retry_after) = self.retry_after_secs
+            && !failed.is_empty()
+        {
             let entries = messages
                 .iter()
                 .filter(|m| m.message_id.as_ref().is_some_and(|id| failed.contains(id)))
@@ -501,7 +504,7 @@ impl SqsMapping {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
                         .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
-                        .visibility_timeout(0)
+                        .visibility_timeout(retry_after)
                         .build()
                         .ok()
                 })

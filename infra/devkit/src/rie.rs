@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
+use crate::chaos::{Chaos, Fault, Service};
 use crate::console::Console;
 use crate::cpu::CpuGroup;
 
@@ -67,6 +69,8 @@ pub struct FunctionPool {
     client: Client<HttpConnector, Full<Bytes>>,
     invocations_shared: AtomicUsize,
     invocations_throttled: AtomicUsize,
+    /// The switches of `make dev`'s faults, whose `lambda` rules reach the invocations.
+    chaos: OnceLock<Arc<Chaos>>,
 }
 
 /// A loopback port nothing listens on, never the same twice in this process (the emulator binds it
@@ -111,7 +115,8 @@ pub fn default_emulator(root: &Path) -> PathBuf {
 /// The signal follows the *thread* that spawned the child: pools are started from the runtime's
 /// worker threads, which live as long as devkit does (never from `spawn_blocking`, whose threads
 /// end when idle).
-fn die_with_parent(command: &mut Command) {
+pub fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
     // SAFETY: getpid(2) has no preconditions.
     let parent = unsafe { libc::getpid() };
     // SAFETY: the closure runs in the child between fork and exec; it only makes async-signal-safe
@@ -180,7 +185,7 @@ impl FunctionPool {
                 .stderr(Stdio::piped())
                 .process_group(0)
                 .kill_on_drop(true);
-            die_with_parent(&mut command);
+            die_with_parent(command.as_std_mut());
             let mut child = command.spawn().map_err(spawn_err)?;
             let label = if count > 1 {
                 format!("{}#{}", launch.name, index + 1)
@@ -234,11 +239,22 @@ impl FunctionPool {
             client: Client::builder(TokioExecutor::new()).build_http(),
             invocations_shared: AtomicUsize::new(0),
             invocations_throttled: AtomicUsize::new(0),
+            chaos: OnceLock::new(),
         }))
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Lets the `lambda` rules of these switches reach this function's invocations.
+    pub fn inject(&self, chaos: Arc<Chaos>) {
+        let _ = self.chaos.set(chaos);
+    }
+
+    /// The fault the switches pick for this function's next invocation or delivery, if any.
+    pub fn fault(&self) -> Option<Fault> {
+        self.chaos.get()?.pick(Service::Lambda, &self.name)
     }
 
     /// Invokes the function with an event in the next free environment (waiting for one), and
@@ -269,7 +285,26 @@ impl FunctionPool {
             .pop()
             .ok_or_else(|| fail("no free environment".into()))?;
         let before = self.env_throttling(index);
-        let result = self.post(self.ports[index], event, trace).await;
+        let post = self.post(self.ports[index], event, trace);
+        let result = match self.fault() {
+            Some(Fault::KillRuntime { within_ms }) => {
+                // A random moment of the invocation; one that ended sooner loses its environment's
+                // runtime right after (the next invocation starts a new one, as on Lambda).
+                let moment = Duration::from_millis(fastrand::u64(0..=within_ms));
+                tokio::pin!(post);
+                tokio::select! {
+                    result = &mut post => {
+                        self.kill_runtime(index);
+                        result
+                    }
+                    () = tokio::time::sleep(moment) => {
+                        self.kill_runtime(index);
+                        post.await
+                    }
+                }
+            }
+            _ => post.await,
+        };
         if let (Some(before), Some(after)) = (before, self.env_throttling(index)) {
             self.invocations_shared.fetch_add(1, Ordering::Relaxed);
             if after.throttled_periods > before.throttled_periods {
@@ -311,6 +346,26 @@ impl FunctionPool {
             }
         }
         Err(format!("the emulator did not answer: {last}"))
+    }
+
+    /// Kills (SIGKILL) the runtime process of environment `index`, the emulator's child, as a
+    /// crash or an out-of-memory kill would; the emulator stays. Answers how many were killed.
+    pub fn kill_runtime(&self, index: usize) -> usize {
+        let Some(pid) = self
+            .envs
+            .get(index)
+            .and_then(|env| env.lock().ok()?.as_ref()?.child.id())
+        else {
+            return 0;
+        };
+        let mut killed = 0;
+        for child in children(pid) {
+            // SAFETY: kill(2) on a process this pool's emulator started; no memory is touched.
+            if unsafe { libc::kill(child as i32, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+        killed
     }
 
     /// The process ids of the emulators, one per environment still running (the runtime is the
@@ -366,6 +421,22 @@ impl FunctionPool {
             }
         }
     }
+}
+
+/// The children of a process, from every one of its threads' `/proc/<pid>/task/<tid>/children`
+/// (the emulator is multi-threaded: any thread may have started the runtime).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 impl Drop for FunctionPool {

@@ -218,7 +218,7 @@ impl TestApp {
                 "ShipmentEventsQueue",
             ] {
                 let mut sqs = self.mapping_of(queue);
-                sqs.retry_now = queue != "PaymentEventsQueue";
+                sqs.retry_after_secs = (queue != "PaymentEventsQueue").then_some(0);
                 loop {
                     let delivery = sqs
                         .deliver_once(0, |event| async {
