@@ -26,7 +26,7 @@ DEVKIT = $(BIN_DIR)/devkit --bin-dir $(BIN_DIR) $(foreach p,$(PARAMS),--paramete
 SUB ?= alice
 SCOPES ?= orders:write orders:read
 
-.PHONY: help bootstrap build lint test dev token invoke package bench fmt clean
+.PHONY: help bootstrap build lint test dev token invoke package bench chaos fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ bench: package ## Cold start, warm latency/throughput, event latency, size and c
 	@cargo build --workspace --locked --release
 	@baseline=$$(infra/bench/build-baseline.sh "$(BASE)"); \
 	  infra/with-emulators.sh target/release/bench --root . $${baseline:+--baseline "$$baseline"} $(BENCH_ARGS)
+
+# CHAOS_ARGS: say `--orders 1000 --users 200` for a shorter run (see target/release/chaos --help).
+CHAOS_ARGS ?=
+chaos: bootstrap ## 5,000 orders from 200 customers under a fault schedule, then the ledger → RELIABILITY.md (fails on any violation)
+	@cargo build --workspace --locked --release
+	target/release/chaos --bin-dir target/release --report RELIABILITY.md $(CHAOS_ARGS)
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -1,0 +1,584 @@
+//! `make chaos`: thousands of orders from hundreds of customers through the whole local app —
+//! every function's real binary under aws-lambda-rie, behind devkit's fault proxies — while a
+//! fault schedule runs; then the system drains and [`ledger`] checks that nothing was lost,
+//! duplicated, oversold or left half-done.
+
+pub mod emulators;
+pub mod ledger;
+pub mod report;
+pub mod schedule;
+pub mod shop;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use devkit::dev::{DevOptions, LocalApp};
+use serde_json::{Value, json};
+
+use crate::emulators::Emulators;
+use crate::ledger::{Expected, Ledger, Observed};
+use crate::schedule::{Event, Schedule};
+use crate::shop::{Intent, Placed, RetryCause, Shop};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    #[error(transparent)]
+    Dev(#[from] devkit::dev::DevError),
+    #[error(transparent)]
+    Emulator(#[from] emulators::EmulatorError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("reading {what}: {message}")]
+    Read { what: String, message: String },
+}
+
+/// How big a run is.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: PathBuf,
+    pub bin_dir: PathBuf,
+    pub orders: usize,
+    pub users: usize,
+    /// Customers placing orders at the same time.
+    pub concurrency: usize,
+    /// Products with little stock that many orders want.
+    pub hot_products: usize,
+    pub hot_stock: i64,
+    /// Products with plenty of stock.
+    pub stocked_products: usize,
+    /// How long the drain may take before what is left counts as a violation.
+    pub drain_limit: Duration,
+    pub schedule: Schedule,
+}
+
+/// A finished run: the ledger and what it took.
+pub struct Run {
+    pub config: Config,
+    pub ledger: Ledger,
+    pub placed: Vec<Placed>,
+    pub fired: Vec<devkit::chaos::Fired>,
+    /// What the schedule's events did, in order (what, when, how long).
+    pub happenings: Vec<String>,
+    pub load_time: Duration,
+    pub drain_time: Duration,
+    pub observed: Observed,
+}
+
+const HOT_SHARE: f64 = 0.35;
+const PRICE: i64 = 1_250;
+
+fn read_err(what: &str) -> impl Fn(String) -> ChaosError + '_ {
+    move |message| ChaosError::Read {
+        what: what.to_owned(),
+        message,
+    }
+}
+
+fn sdk<E: std::error::Error + 'static>(e: E) -> String {
+    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()
+}
+
+/// The whole run, on emulators the caller started for it (`emulators`, whose variables are this
+/// process's environment).
+pub async fn run(config: Config, emulators: &Emulators) -> Result<Run, ChaosError> {
+    let log = std::fs::File::create(emulators.dir.join("app.log"))
+        .map_err(|e| ChaosError::Setup(format!("cannot write the app's log: {e}")))?;
+    let console = Arc::new(devkit::console::Console::writing_to(Box::new(log)));
+    let options = DevOptions {
+        root: config.root.clone(),
+        bin_dir: config.bin_dir.clone(),
+        emulator: devkit::rie::default_emulator(&config.root),
+        port: 0,
+        prefix: "chaos".into(),
+        http_environments: 4,
+        catalog: config.root.join("infra/sample-catalog.json"),
+        // A short reservation, so orders left unpaid expire within the run; no per-user quota
+        // in the way of the load.
+        parameters: BTreeMap::from([
+            ("ReservationMinutes".to_owned(), "1".to_owned()),
+            ("OrdersPerMinute".to_owned(), "100000".to_owned()),
+        ]),
+        cpu_share: devkit::cpu::CpuShare::Off,
+        chaos_port: Some(0),
+        queue_retry_secs: 3,
+    };
+    let app = Arc::new(devkit::dev::start(&options, console).await?);
+    let result = drive(&config, emulators, &app).await;
+    app.stop();
+    result.map(
+        |(placed, happenings, load_time, drain_time, observed, fired)| {
+            let expected = expectations(&app, &happenings);
+            let mut ledger = Ledger::check(&expected.as_expected(&placed), &observed);
+            let kinds: std::collections::BTreeSet<&str> =
+                fired.iter().map(|f| f.fault.as_str()).collect();
+            for kind in config.schedule.kinds() {
+                if !kinds.contains(kind) {
+                    ledger.violations.push(ledger::Violation {
+                        check: "every fault kind of the schedule fired",
+                        subject: kind.to_owned(),
+                        detail: "never fired: the run proves nothing about it".into(),
+                    });
+                }
+            }
+            Run {
+                config,
+                ledger,
+                placed,
+                fired,
+                happenings: happenings.log,
+                load_time,
+                drain_time,
+                observed,
+            }
+        },
+    )
+}
+
+/// What the schedule's events did.
+#[derive(Default)]
+struct Happenings {
+    log: Vec<String>,
+    poisoned_messages: Vec<String>,
+    poisoned_outbox: Vec<String>,
+    initial_stock: BTreeMap<String, i64>,
+    dynamodb_kills: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+struct Expectations {
+    initial_stock: BTreeMap<String, i64>,
+    poisoned_messages: Vec<String>,
+    poisoned_outbox: Vec<String>,
+    consumers: platform::reconcile::Consumers,
+    dynamodb_kills: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Expectations {
+    fn as_expected<'a>(&'a self, placed: &'a [Placed]) -> Expected<'a> {
+        Expected {
+            placed,
+            initial_stock: &self.initial_stock,
+            poisoned_messages: &self.poisoned_messages,
+            poisoned_outbox: &self.poisoned_outbox,
+            consumers: &self.consumers,
+            dynamodb_kills: &self.dynamodb_kills,
+        }
+    }
+}
+
+fn consumers(app: &LocalApp) -> platform::reconcile::Consumers {
+    app.launches
+        .values()
+        .find_map(|l| l.env.get("EVENT_CONSUMERS"))
+        .and_then(|raw| platform::reconcile::Consumers::parse(raw).ok())
+        .unwrap_or_default()
+}
+
+fn expectations(app: &LocalApp, happenings: &Happenings) -> Expectations {
+    Expectations {
+        initial_stock: happenings.initial_stock.clone(),
+        poisoned_messages: happenings.poisoned_messages.clone(),
+        poisoned_outbox: happenings.poisoned_outbox.clone(),
+        consumers: consumers(app),
+        dynamodb_kills: happenings.dynamodb_kills.clone(),
+    }
+}
+
+type Driven = (
+    Vec<Placed>,
+    Happenings,
+    Duration,
+    Duration,
+    Observed,
+    Vec<devkit::chaos::Fired>,
+);
+
+async fn drive(
+    config: &Config,
+    emulators: &Emulators,
+    app: &Arc<LocalApp>,
+) -> Result<Driven, ChaosError> {
+    let chaos = app
+        .proxies
+        .as_ref()
+        .map(|p| p.chaos.clone())
+        .ok_or_else(|| ChaosError::Setup("the fault proxies did not start".into()))?;
+    let (port, stop_server, server) = devkit::api::serve_on_free_port(app.gateway.clone())
+        .await
+        .map_err(|e| ChaosError::Setup(format!("cannot serve the API: {e}")))?;
+    let triggers = devkit::dev::start_triggers(app)?;
+    let shop = Arc::new(Shop::new(
+        format!("http://127.0.0.1:{port}"),
+        app.gateway.secret.clone(),
+    ));
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+
+    // The catalogue, before any fault.
+    let mut happenings = Happenings::default();
+    let hot: Vec<String> = (1..=config.hot_products)
+        .map(|i| format!("hot-{i}"))
+        .collect();
+    let stocked: Vec<String> = (1..=config.stocked_products)
+        .map(|i| format!("stocked-{i}"))
+        .collect();
+    for (id, stock) in hot
+        .iter()
+        .map(|id| (id, config.hot_stock))
+        .chain(stocked.iter().map(|id| (id, 1_000_000)))
+    {
+        let answer = shop.put_product(id, PRICE, stock).await;
+        if answer.status != Some(201) {
+            return Err(ChaosError::Setup(format!(
+                "creating product {id}: {:?} {}",
+                answer.status, answer.body
+            )));
+        }
+        happenings.initial_stock.insert(id.clone(), stock);
+    }
+
+    // The load, under the schedule.
+    chaos
+        .set(config.schedule.rules.clone())
+        .map_err(|e| ChaosError::Setup(e.to_string()))?;
+    let placed_count = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut customers = Vec::new();
+    for _ in 0..config.concurrency {
+        let (shop, next, count) = (shop.clone(), next.clone(), placed_count.clone());
+        let (hot, stocked) = (hot.clone(), stocked.clone());
+        let (orders, users) = (config.orders, config.users);
+        customers.push(tokio::spawn(async move {
+            let mut placed = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= orders {
+                    return placed;
+                }
+                let user = format!("chaos-user-{}", n % users);
+                let intent = match fastrand::u8(0..100) {
+                    0..55 => Intent::Paid,
+                    55..70 => Intent::Declined,
+                    70..85 => Intent::Cancelled,
+                    _ => Intent::Expired,
+                };
+                let mut lines = BTreeMap::new();
+                if fastrand::f64() < HOT_SHARE {
+                    lines.insert(
+                        hot[fastrand::usize(..hot.len())].clone(),
+                        fastrand::i64(1..=2),
+                    );
+                }
+                for _ in 0..fastrand::usize(1..=3) {
+                    lines.insert(
+                        stocked[fastrand::usize(..stocked.len())].clone(),
+                        fastrand::i64(1..=3),
+                    );
+                }
+                placed.push(shop.place(&user, intent, lines).await);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut events = config.schedule.events.clone();
+    events.sort_by(|a, b| a.at().total_cmp(&b.at()));
+    let mut events = events.into_iter().peekable();
+    let mut poison_seq = 0;
+    while customers.iter().any(|c| !c.is_finished()) || events.peek().is_some() {
+        let share = placed_count.load(Ordering::Relaxed) as f64 / config.orders.max(1) as f64;
+        let done = customers.iter().all(|c| c.is_finished());
+        if let Some(event) = events.next_if(|e| done || e.at() <= share) {
+            let when = format!("{:.0} % of the orders placed", share * 100.0);
+            match event {
+                Event::RestartDynamodb { .. } => {
+                    happenings.dynamodb_kills.push(chrono::Utc::now());
+                    let away = emulators.restart_dynamodb().await?;
+                    happenings.log.push(format!(
+                        "{when}: DynamoDB Local killed (SIGKILL) and restarted on its data; away {:.1} s",
+                        away.as_secs_f64()
+                    ));
+                }
+                Event::PoisonMessages { count, .. } => {
+                    for _ in 0..count {
+                        poison_seq += 1;
+                        let marker = format!("chaos-poison-{poison_seq}");
+                        sqs.send_message()
+                            .queue_url(&app.names["OrderEventsQueue"])
+                            .message_body(
+                                json!({"poison": marker, "note": "not an event: fails every time"})
+                                    .to_string(),
+                            )
+                            .message_group_id(&marker)
+                            .message_deduplication_id(&marker)
+                            .send()
+                            .await
+                            .map_err(|e| read_err("the order-events queue")(sdk(e)))?;
+                        happenings.poisoned_messages.push(marker);
+                    }
+                    happenings.log.push(format!(
+                        "{when}: {count} messages that are not events put on OrderEventsQueue"
+                    ));
+                }
+                Event::PoisonOutbox { count, .. } => {
+                    for _ in 0..count {
+                        poison_seq += 1;
+                        let marker = format!("chaos-poison-{poison_seq}");
+                        dynamo
+                            .put_item()
+                            .table_name(&app.names["OutboxTable"])
+                            .item("bucket", AttributeValue::S("chaos-poison".into()))
+                            .item("id", AttributeValue::S(marker.clone()))
+                            .item("note", AttributeValue::S("not an event".into()))
+                            .send()
+                            .await
+                            .map_err(|e| read_err("the outbox")(sdk(e)))?;
+                        happenings.poisoned_outbox.push(marker);
+                    }
+                    happenings.log.push(format!(
+                        "{when}: {count} outbox items that are not events written"
+                    ));
+                }
+                Event::Restock { units, .. } => {
+                    for id in &hot {
+                        let answer = shop.restock(id, units).await;
+                        if answer.status != Some(201) {
+                            happenings
+                                .log
+                                .push(format!("restocking {id} answered {:?}", answer.status));
+                        }
+                    }
+                    happenings.log.push(format!(
+                        "{when}: each of the {} hot products restocked by {units}",
+                        hot.len()
+                    ));
+                }
+            }
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut placed = Vec::new();
+    for customer in customers {
+        placed.extend(
+            customer
+                .await
+                .map_err(|e| ChaosError::Setup(format!("a customer failed: {e}")))?,
+        );
+    }
+    let load_time = started.elapsed();
+
+    // The drain, without faults.
+    chaos
+        .set(Vec::new())
+        .map_err(|e| ChaosError::Setup(e.to_string()))?;
+    let fired = chaos.fired();
+    let expected = expectations(app, &happenings);
+    let drain_started = Instant::now();
+    let mut observed;
+    loop {
+        observed = observe(app, &dynamo, &sqs, false).await?;
+        if ledger::settled(&observed, &expected.as_expected(&placed))
+            || drain_started.elapsed() > config.drain_limit
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let drain_time = drain_started.elapsed();
+    observed = observe(app, &dynamo, &sqs, true).await?;
+    let _ = stop_server.send(());
+    let _ = server.await;
+    for trigger in triggers {
+        trigger.abort();
+    }
+    Ok((placed, happenings, load_time, drain_time, observed, fired))
+}
+
+async fn scan(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<Value>, ChaosError> {
+    let pages: Vec<_> = dynamo
+        .scan()
+        .table_name(table)
+        .into_paginator()
+        .items()
+        .send()
+        .collect()
+        .await;
+    pages
+        .into_iter()
+        .map(|item| {
+            let item = item.map_err(|e| read_err(table)(sdk(e)))?;
+            serde_dynamo::from_item(item).map_err(|e| read_err(table)(e.to_string()))
+        })
+        .collect()
+}
+
+/// Reads what the emulators hold (the dead-letter queues only when `dead_letters`: reading
+/// them hides their messages for a while).
+async fn observe(
+    app: &LocalApp,
+    dynamo: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    dead_letters: bool,
+) -> Result<Observed, ChaosError> {
+    let table = |id: &str| app.names[id].clone();
+    let mut observed = Observed {
+        orders: scan(dynamo, &table("OrdersTable"))
+            .await?
+            .into_iter()
+            .filter(|o| o.get("status").is_some() && o.get("userId").is_some())
+            .collect(),
+        ..Observed::default()
+    };
+    for product in scan(dynamo, &table("ProductsTable")).await? {
+        if let Some(id) = product["productId"].as_str() {
+            observed
+                .stock
+                .insert(id.to_owned(), product["stock"].as_i64().unwrap_or_default());
+        }
+    }
+    for adjustment in scan(dynamo, &table("StockAdjustmentsTable")).await? {
+        if let Some(id) = adjustment["productId"].as_str() {
+            *observed.adjustments.entry(id.to_owned()).or_default() +=
+                adjustment["delta"].as_i64().unwrap_or_default();
+        }
+    }
+    for payment in scan(dynamo, &table("PaymentsTable")).await? {
+        if let Some(id) = payment["orderId"].as_str() {
+            observed.payments.insert(id.to_owned(), payment.clone());
+        }
+    }
+    observed.outbox = scan(dynamo, &table("OutboxTable"))
+        .await?
+        .into_iter()
+        .filter(|e| e.get("type").is_some())
+        .collect();
+    observed.inbox = scan(dynamo, &table("InboxTable"))
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r["eventId"].as_str()?.to_owned(),
+                r["consumer"].as_str()?.to_owned(),
+                r["orderId"].as_str().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect();
+    for (queue, url) in app
+        .queue_arns
+        .keys()
+        .filter_map(|q| Some((q, app.names.get(q)?)))
+    {
+        let dead = queue.contains("DeadLetter") || queue == "RelayFailureQueue";
+        if dead {
+            if dead_letters {
+                observed
+                    .dead_letters
+                    .insert(queue.clone(), drain_queue(sqs, url).await?);
+            }
+            continue;
+        }
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| read_err(queue)(sdk(e)))?
+            .attributes
+            .unwrap_or_default();
+        let depth = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        .iter()
+        .filter_map(|name| {
+            attributes
+                .get(&aws_sdk_sqs::types::QueueAttributeName::from(*name))?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+        observed.queue_depths.insert(queue.clone(), depth);
+    }
+    if dead_letters {
+        observed.charges = charges().await?;
+    }
+    Ok(observed)
+}
+
+/// Every message of a queue, each received once (hidden for ten minutes after).
+async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<String>, ChaosError> {
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await
+            .map_err(|e| read_err(url)(sdk(e)))?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(bodies);
+        }
+        bodies.extend(messages.into_iter().filter_map(|m| m.body));
+    }
+}
+
+/// The payment emulator's own list of charges, every page.
+async fn charges() -> Result<Vec<Value>, ChaosError> {
+    let base = std::env::var("PAYMENT_API_BASE")
+        .map_err(|_| ChaosError::Setup("PAYMENT_API_BASE is not set".into()))?;
+    let http = reqwest::Client::new();
+    let mut all: Vec<Value> = Vec::new();
+    loop {
+        let mut query = vec![("limit".to_owned(), "100".to_owned())];
+        if let Some(last) = all.last().and_then(|c| c["id"].as_str()) {
+            query.push(("starting_after".to_owned(), last.to_owned()));
+        }
+        let page: Value = http
+            .get(format!("{base}/v1/charges"))
+            .bearer_auth(devkit::secrets::LOCAL_SECRET)
+            .query(&query)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| read_err("the charges")(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| read_err("the charges")(e.to_string()))?;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        let more = page["has_more"] == true && !data.is_empty();
+        all.extend(data);
+        if !more {
+            return Ok(all);
+        }
+    }
+}
+
+/// Client retries by cause, over every request of the run.
+pub fn retries(placed: &[Placed]) -> BTreeMap<String, usize> {
+    let mut by_cause = BTreeMap::new();
+    for p in placed {
+        let causes = p
+            .create
+            .retries
+            .iter()
+            .chain(p.cancel.iter().flat_map(|c| c.retries.iter()));
+        for cause in causes {
+            let name = match cause {
+                RetryCause::Status(s) => format!("HTTP {s}"),
+                other => other.to_string(),
+            };
+            *by_cause.entry(name).or_insert(0) += 1;
+        }
+    }
+    by_cause
+}
