@@ -170,6 +170,7 @@ fn options(cli: &Cli, prefix: String, environments: usize) -> DevOptions {
         cpu_share: devkit::cpu::CpuShare::Off,
         chaos_port: None,
         queue_retry_secs: 0,
+        function_env: BTreeMap::new(),
     }
 }
 

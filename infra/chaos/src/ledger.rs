@@ -23,9 +23,10 @@ pub struct Expected<'a> {
     pub dynamodb_kills: &'a [chrono::DateTime<chrono::Utc>],
 }
 
-/// How long before a SIGKILL DynamoDB Local may have acknowledged a write it then loses: it
-/// answers before the write is on disk (measured: a PutItem acknowledged 1 ms before the kill was
-/// gone after the restart). DynamoDB itself makes a write durable before it answers.
+/// How far from a SIGKILL of DynamoDB Local an order's 201 may come (before it, or after it while
+/// the answer was on its way) when the emulator loses its write: it answers before the write is on
+/// disk (measured: a PutItem acknowledged 1 ms before the kill was gone after the restart).
+/// DynamoDB itself makes a write durable before it answers.
 pub const UNFLUSHED: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// What the emulators hold after the drain.
@@ -63,7 +64,7 @@ pub struct Ledger {
     pub in_table: usize,
     pub refused: BTreeMap<u16, usize>,
     pub unanswered: usize,
-    /// Orders acknowledged within [`UNFLUSHED`] before DynamoDB Local was killed and missing
+    /// Orders acknowledged within [`UNFLUSHED`] of DynamoDB Local's SIGKILL and missing
     /// after its restart, with everything of theirs: the emulator's lost writes, not the app's.
     pub lost_to_emulator: Vec<String>,
     /// Final status (with the cancellation reason) by what the customer meant.
@@ -160,7 +161,7 @@ impl Ledger {
             expected
                 .dynamodb_kills
                 .iter()
-                .any(|kill| at <= *kill && *kill - at <= UNFLUSHED)
+                .any(|kill| (at - *kill).abs() <= UNFLUSHED)
         };
         let lost: BTreeSet<String> = acknowledged
             .iter()
@@ -559,6 +560,12 @@ mod tests {
             &observed,
             &[now + chrono::TimeDelta::seconds(5)],
         );
+        let answered_on_its_way = check(
+            &[placed(Intent::Paid, now)],
+            &observed,
+            &[now - chrono::TimeDelta::milliseconds(200)],
+        );
+        assert_eq!(answered_on_its_way.lost_to_emulator, [ORDER]);
         assert_eq!(checks(&killed_long_after), ["no acknowledged order lost"]);
     }
 

@@ -52,6 +52,9 @@ pub struct Config {
     pub stocked_products: usize,
     /// How long the drain may take before what is left counts as a violation.
     pub drain_limit: Duration,
+    /// New orders wait while more messages than this wait in the queues (moto reads a queue's
+    /// every message at each receive, so a backlog slows the whole pipeline down).
+    pub max_backlog: u64,
     pub schedule: Schedule,
 }
 
@@ -105,37 +108,81 @@ pub async fn run(config: Config, emulators: &Emulators) -> Result<Run, ChaosErro
         cpu_share: devkit::cpu::CpuShare::Off,
         chaos_port: Some(0),
         queue_retry_secs: 3,
+        function_env: skewed_clocks(&config)?,
     };
     let app = Arc::new(devkit::dev::start(&options, console).await?);
     let result = drive(&config, emulators, &app).await;
     app.stop();
-    result.map(
-        |(placed, happenings, load_time, drain_time, observed, fired)| {
-            let expected = expectations(&app, &happenings);
-            let mut ledger = Ledger::check(&expected.as_expected(&placed), &observed);
-            let kinds: std::collections::BTreeSet<&str> =
-                fired.iter().map(|f| f.fault.as_str()).collect();
-            for kind in config.schedule.kinds() {
-                if !kinds.contains(kind) {
-                    ledger.violations.push(ledger::Violation {
-                        check: "every fault kind of the schedule fired",
-                        subject: kind.to_owned(),
-                        detail: "never fired: the run proves nothing about it".into(),
-                    });
-                }
-            }
-            Run {
-                config,
-                ledger,
-                placed,
-                fired,
-                happenings: happenings.log,
-                load_time,
-                drain_time,
-                observed,
-            }
-        },
-    )
+    let driven = result?;
+    let expected = expectations(&app, &driven.happenings);
+    let mut ledger = Ledger::check(&expected.as_expected(&driven.placed), &driven.observed);
+    let fired: std::collections::BTreeSet<&str> =
+        driven.fired.iter().map(|f| f.fault.as_str()).collect();
+    for kind in config.schedule.kinds() {
+        if !fired.contains(kind) {
+            ledger.violations.push(ledger::Violation {
+                check: "every fault kind of the schedule fired",
+                subject: kind.to_owned(),
+                detail: "never fired: the run proves nothing about it".into(),
+            });
+        }
+    }
+    Ok(Run {
+        config,
+        ledger,
+        placed: driven.placed,
+        fired: driven.fired,
+        happenings: driven.happenings.log,
+        load_time: driven.load_time,
+        drain_time: driven.drain_time,
+        observed: driven.observed,
+    })
+}
+
+/// libfaketime's library, from the wheel infra/bootstrap.sh installs into .tools/venv.
+fn libfaketime(root: &std::path::Path) -> Result<PathBuf, ChaosError> {
+    let lib = root.join(".tools/venv/lib");
+    std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .filter_map(|python| {
+            let path = python
+                .ok()?
+                .path()
+                .join("site-packages/libfaketime/vendor/libfaketime/src/libfaketime.so.1");
+            path.is_file().then_some(path)
+        })
+        .next()
+        .ok_or_else(|| {
+            ChaosError::Setup(
+                "libfaketime is not installed in .tools/venv: run infra/bootstrap.sh (make bootstrap)"
+                    .into(),
+            )
+        })
+}
+
+/// The environment of each function whose clock the schedule skews.
+fn skewed_clocks(
+    config: &Config,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, ChaosError> {
+    if config.schedule.skews.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let library = libfaketime(&config.root)?.display().to_string();
+    Ok(config
+        .schedule
+        .skews
+        .iter()
+        .map(|skew| {
+            let env = BTreeMap::from([
+                ("LD_PRELOAD".to_owned(), library.clone()),
+                ("FAKETIME".to_owned(), format!("{:+}s", skew.seconds)),
+                // Timeouts and timers keep real time.
+                ("DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+            ]);
+            (skew.function.to_owned(), env)
+        })
+        .collect())
 }
 
 /// What the schedule's events did.
@@ -187,14 +234,15 @@ fn expectations(app: &LocalApp, happenings: &Happenings) -> Expectations {
     }
 }
 
-type Driven = (
-    Vec<Placed>,
-    Happenings,
-    Duration,
-    Duration,
-    Observed,
-    Vec<devkit::chaos::Fired>,
-);
+/// What the load and the drain came to, before the ledger.
+struct Driven {
+    placed: Vec<Placed>,
+    happenings: Happenings,
+    load_time: Duration,
+    drain_time: Duration,
+    observed: Observed,
+    fired: Vec<devkit::chaos::Fired>,
+}
 
 async fn drive(
     config: &Config,
@@ -246,16 +294,26 @@ async fn drive(
         .set(config.schedule.rules.clone())
         .map_err(|e| ChaosError::Setup(e.to_string()))?;
     let placed_count = Arc::new(AtomicUsize::new(0));
+    // Set while more than `max_backlog` messages wait in the queues: new customers wait.
+    let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let mut customers = Vec::new();
     for _ in 0..config.concurrency {
-        let (shop, next, count) = (shop.clone(), next.clone(), placed_count.clone());
+        let (shop, next, count, hold) = (
+            shop.clone(),
+            next.clone(),
+            placed_count.clone(),
+            hold.clone(),
+        );
         let (hot, stocked) = (hot.clone(), stocked.clone());
         let (orders, users) = (config.orders, config.users);
         customers.push(tokio::spawn(async move {
             let mut placed = Vec::new();
             loop {
+                while hold.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= orders {
                     return placed;
@@ -289,17 +347,38 @@ async fn drive(
     events.sort_by(|a, b| a.at().total_cmp(&b.at()));
     let mut events = events.into_iter().peekable();
     let mut poison_seq = 0;
+    let mut told = 0;
+    let mut paced = Instant::now();
     while customers.iter().any(|c| !c.is_finished()) || events.peek().is_some() {
-        let share = placed_count.load(Ordering::Relaxed) as f64 / config.orders.max(1) as f64;
+        if paced.elapsed() >= Duration::from_secs(1) {
+            paced = Instant::now();
+            // A failed read (DynamoDB Local away, say) changes nothing.
+            if let Ok(depths) = queue_depths(app, &sqs, &["ApproximateNumberOfMessages"]).await {
+                let backlog: u64 = depths.values().sum();
+                hold.store(backlog > config.max_backlog, Ordering::Relaxed);
+            }
+        }
+        let placed_now = placed_count.load(Ordering::Relaxed);
+        let share = placed_now as f64 / config.orders.max(1) as f64;
+        if placed_now * 10 / config.orders.max(1) > told {
+            told = placed_now * 10 / config.orders.max(1);
+            eprintln!(
+                "chaos: {placed_now} of {} orders placed ({:.0} s)",
+                config.orders,
+                started.elapsed().as_secs_f64()
+            );
+        }
         let done = customers.iter().all(|c| c.is_finished());
         if let Some(event) = events.next_if(|e| done || e.at() <= share) {
             let when = format!("{:.0} % of the orders placed", share * 100.0);
             match event {
                 Event::RestartDynamodb { .. } => {
-                    happenings.dynamodb_kills.push(chrono::Utc::now());
+                    let killed = chrono::Utc::now();
+                    happenings.dynamodb_kills.push(killed);
                     let away = emulators.restart_dynamodb().await?;
                     happenings.log.push(format!(
-                        "{when}: DynamoDB Local killed (SIGKILL) and restarted on its data; away {:.1} s",
+                        "{when}: DynamoDB Local killed (SIGKILL, {}) and restarted on its data; away {:.1} s",
+                        killed.format("%H:%M:%S%.3f"),
                         away.as_secs_f64()
                     ));
                 }
@@ -378,25 +457,43 @@ async fn drive(
         .map_err(|e| ChaosError::Setup(e.to_string()))?;
     let fired = chaos.fired();
     let expected = expectations(app, &happenings);
+    eprintln!(
+        "chaos: faults off; draining (at most {} s)",
+        config.drain_limit.as_secs()
+    );
     let drain_started = Instant::now();
-    let mut observed;
     loop {
-        observed = observe(app, &dynamo, &sqs, false).await?;
-        if ledger::settled(&observed, &expected.as_expected(&placed))
-            || drain_started.elapsed() > config.drain_limit
-        {
+        // The queues first: while they hold work, reading every table would only slow it down.
+        let busy = queue_depths(app, &sqs, &DEPTH)
+            .await?
+            .values()
+            .any(|d| *d > 0);
+        if !busy {
+            let observed = observe(app, &dynamo, &sqs, false).await?;
+            if ledger::settled(&observed, &expected.as_expected(&placed)) {
+                break;
+            }
+        }
+        if drain_started.elapsed() > config.drain_limit {
             break;
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     let drain_time = drain_started.elapsed();
-    observed = observe(app, &dynamo, &sqs, true).await?;
+    let observed = observe(app, &dynamo, &sqs, true).await?;
     let _ = stop_server.send(());
     let _ = server.await;
     for trigger in triggers {
         trigger.abort();
     }
-    Ok((placed, happenings, load_time, drain_time, observed, fired))
+    Ok(Driven {
+        placed,
+        happenings,
+        load_time,
+        drain_time,
+        observed,
+        fired,
+    })
 }
 
 async fn scan(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<Value>, ChaosError> {
@@ -468,20 +565,46 @@ async fn observe(
             ))
         })
         .collect();
-    for (queue, url) in app
-        .queue_arns
-        .keys()
-        .filter_map(|q| Some((q, app.names.get(q)?)))
-    {
-        let dead = queue.contains("DeadLetter") || queue == "RelayFailureQueue";
-        if dead {
-            if dead_letters {
-                observed
-                    .dead_letters
-                    .insert(queue.clone(), drain_queue(sqs, url).await?);
-            }
-            continue;
+    if dead_letters {
+        for (queue, url) in queues(app).filter(|(q, _)| is_dead_letter(q)) {
+            observed
+                .dead_letters
+                .insert(queue.to_owned(), drain_queue(sqs, url).await?);
         }
+    }
+    observed.queue_depths = queue_depths(app, sqs, &DEPTH).await?;
+    if dead_letters {
+        observed.charges = charges().await?;
+    }
+    Ok(observed)
+}
+
+/// The app's queues by logical id, with their URLs.
+fn queues(app: &LocalApp) -> impl Iterator<Item = (&str, &str)> {
+    app.queue_arns
+        .keys()
+        .filter_map(|q| Some((q.as_str(), app.names.get(q)?.as_str())))
+}
+
+fn is_dead_letter(queue: &str) -> bool {
+    queue.contains("DeadLetter") || queue == "RelayFailureQueue"
+}
+
+/// Every message a queue holds: waiting, in flight or delayed.
+const DEPTH: [&str; 3] = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+];
+
+/// The sum of these attributes of each queue that feeds a function.
+async fn queue_depths(
+    app: &LocalApp,
+    sqs: &aws_sdk_sqs::Client,
+    counts: &[&str],
+) -> Result<BTreeMap<String, u64>, ChaosError> {
+    let mut depths = BTreeMap::new();
+    for (queue, url) in queues(app).filter(|(q, _)| !is_dead_letter(q)) {
         let attributes = sqs
             .get_queue_attributes()
             .queue_url(url)
@@ -491,25 +614,18 @@ async fn observe(
             .map_err(|e| read_err(queue)(sdk(e)))?
             .attributes
             .unwrap_or_default();
-        let depth = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ]
-        .iter()
-        .filter_map(|name| {
-            attributes
-                .get(&aws_sdk_sqs::types::QueueAttributeName::from(*name))?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
-        observed.queue_depths.insert(queue.clone(), depth);
+        let depth = counts
+            .iter()
+            .filter_map(|name| {
+                attributes
+                    .get(&aws_sdk_sqs::types::QueueAttributeName::from(*name))?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        depths.insert(queue.to_owned(), depth);
     }
-    if dead_letters {
-        observed.charges = charges().await?;
-    }
-    Ok(observed)
+    Ok(depths)
 }
 
 /// Every message of a queue, each received once (hidden for ten minutes after).

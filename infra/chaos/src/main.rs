@@ -27,6 +27,9 @@ struct Cli {
     /// Customers placing orders at the same time.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// New orders wait while more messages than this wait in the queues.
+    #[arg(long, default_value_t = 200)]
+    max_backlog: u64,
     /// The short variant of `make test`: few orders, every probability ×5, each rule once early.
     #[arg(long)]
     short: bool,
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         hot_stock: ((orders as f64 * 0.35 * 1.5 * 0.4) / hot_products as f64).ceil() as i64,
         stocked_products: if cli.short { 10 } else { 40 },
         drain_limit: Duration::from_secs(600),
+        max_backlog: cli.max_backlog,
         schedule: if cli.short {
             Schedule::short()
         } else {
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         "ledger": run.ledger,
         "placed": run.placed,
         "fired": run.fired,
+        "happenings": run.happenings,
         "observed": run.observed,
     });
     let _ = std::fs::write(dir.join("ledger.json"), ledger.to_string());

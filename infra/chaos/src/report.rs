@@ -52,8 +52,12 @@ pub fn markdown(run: &Run, command: &str) -> String {
     );
     let _ = writeln!(
         md,
-        "Mix: 55 % paid (`tok_visa`), 15 % declined (`tok_chargeDeclined`), 15 % cancelled by the customer within 1.5 s, 15 % left to expire (`tok_429`: the provider never authorizes); {} hot products with {} units each, {} well-stocked ones; 35 % of the orders want a hot product. Reservation: 1 minute. A failed queue message is received again after 3 s (Lambda: after the visibility timeout; the receive count and the redrive are Lambda's).\n",
-        c.hot_products, c.hot_stock, c.stocked_products
+        "Mix: 55 % paid (`tok_visa`), 15 % declined (`tok_chargeDeclined`), 15 % cancelled by the customer within 1.5 s, 15 % left to expire (`tok_429`: the provider never authorizes); {} hot products with {} units each, {} well-stocked ones; 35 % of the orders want a hot product. Reservation: 1 minute. New orders wait while more than {} messages wait in the queues (moto reads a queue's every message at each receive, so a backlog would slow the whole pipeline down): {:.1} orders/s on average. A failed queue message is received again after 3 s (Lambda: after the visibility timeout; the receive count and the redrive are Lambda's).\n",
+        c.hot_products,
+        c.hot_stock,
+        c.stocked_products,
+        c.max_backlog,
+        c.orders as f64 / run.load_time.as_secs_f64().max(0.001)
     );
 
     let _ = writeln!(md, "## The ledger\n");
@@ -77,7 +81,7 @@ pub fn markdown(run: &Run, command: &str) -> String {
             },
         ),
         (
-            "acknowledged within 2 s before DynamoDB Local's SIGKILL and gone after its restart, with all of their writes (the emulator answers before its write is on disk; DynamoDB does not)",
+            "acknowledged within 2 s of DynamoDB Local's SIGKILL and gone after its restart, with all of their writes (the emulator answers before its write is on disk; DynamoDB does not)",
             l.lost_to_emulator.len().to_string(),
         ),
         (
@@ -186,6 +190,18 @@ pub fn markdown(run: &Run, command: &str) -> String {
             rule.operation, rule.probability
         );
     }
+    let skews: Vec<String> = c
+        .schedule
+        .skews
+        .iter()
+        .map(|s| format!("{} {:+} s", s.function, s.seconds))
+        .collect();
+    let _ = writeln!(
+        md,
+        "\nClocks skewed across the reservation's deadline for the whole run (libfaketime; monotonic \
+         clocks true): {}.",
+        skews.join(", ")
+    );
     let _ = writeln!(md, "\nAt set points of the load:\n");
     for line in &run.happenings {
         let _ = writeln!(md, "- {line}");

@@ -32,21 +32,23 @@ impl Event {
     }
 }
 
+/// A function whose clock is off by this much for the whole run (libfaketime in its
+/// environment; its monotonic clock, which timeouts use, stays true).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClockSkew {
+    /// The template's logical id.
+    pub function: &'static str,
+    pub seconds: i64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Schedule {
     pub name: &'static str,
     pub rules: Vec<Rule>,
     pub events: Vec<Event>,
-}
-
-fn rule(service: Service, operation: &str, fault: Fault, probability: f64) -> Rule {
-    Rule {
-        service,
-        operation: operation.to_owned(),
-        fault,
-        probability,
-        limit: None,
-    }
+    /// Clocks that disagree across the reservation's deadline: orders created by a clock
+    /// behind, confirmed by one further behind, expired by one ahead.
+    pub skews: Vec<ClockSkew>,
 }
 
 /// The functions that a stream or a queue feeds.
@@ -87,39 +89,39 @@ impl Schedule {
     fn new(name: &'static str, scale: f64) -> Self {
         let p = |base: f64| (base * scale).min(1.0);
         let mut rules = vec![
-            rule(
+            Rule::new(
                 Service::Dynamodb,
                 "TransactWriteItems",
                 Fault::TransactionConflict,
                 p(0.02),
             ),
-            rule(
+            Rule::new(
                 Service::Dynamodb,
                 "TransactWriteItems",
                 Fault::DropAfterApply,
                 p(0.005),
             ),
-            rule(
+            Rule::new(
                 Service::Dynamodb,
                 "*",
                 Fault::ProvisionedThroughputExceeded,
                 p(0.005),
             ),
-            rule(Service::Dynamodb, "*", Fault::Throttling, p(0.003)),
-            rule(Service::Dynamodb, "*", Fault::ServerError, p(0.003)),
-            rule(Service::Dynamodb, "*", Fault::Latency { ms: 300 }, p(0.005)),
-            rule(Service::Dynamodb, "*", Fault::Hang, p(0.0005)),
-            rule(Service::Sns, "PublishBatch", Fault::Throttling, p(0.02)),
-            rule(Service::Sns, "PublishBatch", Fault::ServerError, p(0.01)),
-            rule(Service::Sns, "PublishBatch", Fault::DropAfterApply, p(0.01)),
-            rule(Service::Sqs, "*", Fault::Throttling, p(0.02)),
-            rule(Service::Sqs, "*", Fault::ServerError, p(0.01)),
-            rule(Service::SecretsManager, "*", Fault::Throttling, p(0.1)),
-            rule(Service::Payments, "*", Fault::Throttling, p(0.02)),
-            rule(Service::Payments, "*", Fault::ServerError, p(0.01)),
-            rule(Service::Payments, "*", Fault::DropAfterApply, p(0.01)),
-            rule(Service::Payments, "*", Fault::Hang, p(0.002)),
-            rule(
+            Rule::new(Service::Dynamodb, "*", Fault::Throttling, p(0.003)),
+            Rule::new(Service::Dynamodb, "*", Fault::ServerError, p(0.003)),
+            Rule::new(Service::Dynamodb, "*", Fault::Latency { ms: 300 }, p(0.005)),
+            Rule::new(Service::Dynamodb, "*", Fault::Hang, p(0.0005)),
+            Rule::new(Service::Sns, "PublishBatch", Fault::Throttling, p(0.02)),
+            Rule::new(Service::Sns, "PublishBatch", Fault::ServerError, p(0.01)),
+            Rule::new(Service::Sns, "PublishBatch", Fault::DropAfterApply, p(0.01)),
+            Rule::new(Service::Sqs, "*", Fault::Throttling, p(0.02)),
+            Rule::new(Service::Sqs, "*", Fault::ServerError, p(0.01)),
+            Rule::new(Service::SecretsManager, "*", Fault::Throttling, p(0.1)),
+            Rule::new(Service::Payments, "*", Fault::Throttling, p(0.02)),
+            Rule::new(Service::Payments, "*", Fault::ServerError, p(0.01)),
+            Rule::new(Service::Payments, "*", Fault::DropAfterApply, p(0.01)),
+            Rule::new(Service::Payments, "*", Fault::Hang, p(0.002)),
+            Rule::new(
                 Service::Lambda,
                 "create-order",
                 Fault::KillRuntime { within_ms: 40 },
@@ -127,13 +129,13 @@ impl Schedule {
             ),
         ];
         for function in TRIGGERED {
-            rules.push(rule(
+            rules.push(Rule::new(
                 Service::Lambda,
                 function,
                 Fault::KillRuntime { within_ms: 100 },
                 p(0.01),
             ));
-            rules.push(rule(
+            rules.push(Rule::new(
                 Service::Lambda,
                 function,
                 Fault::DuplicateDelivery,
@@ -149,6 +151,20 @@ impl Schedule {
                 Event::PoisonOutbox { at: 0.45, count: 2 },
                 Event::Restock { at: 0.5, units: 20 },
                 Event::RestartDynamodb { at: 0.7 },
+            ],
+            skews: vec![
+                ClockSkew {
+                    function: "CreateOrderFunction",
+                    seconds: -10,
+                },
+                ClockSkew {
+                    function: "OrderEventsFunction",
+                    seconds: -20,
+                },
+                ClockSkew {
+                    function: "ExpireOrdersFunction",
+                    seconds: 20,
+                },
             ],
         }
     }

@@ -62,6 +62,17 @@ pub enum RetryCause {
     Status(u16),
 }
 
+impl RetryCause {
+    /// A request that got no answer: timed out, or its connection failed.
+    fn of(error: &reqwest::Error) -> Self {
+        if error.is_timeout() {
+            RetryCause::Timeout
+        } else {
+            RetryCause::Connection
+        }
+    }
+}
+
 impl std::fmt::Display for RetryCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -166,11 +177,7 @@ impl Shop {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => {
-                    retries.push(if e.is_timeout() {
-                        RetryCause::Timeout
-                    } else {
-                        RetryCause::Connection
-                    });
+                    retries.push(RetryCause::of(&e));
                     continue;
                 }
             };
@@ -182,11 +189,7 @@ impl Shop {
             let body = match response.bytes().await {
                 Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                 Err(e) => {
-                    retries.push(if e.is_timeout() {
-                        RetryCause::Timeout
-                    } else {
-                        RetryCause::Connection
-                    });
+                    retries.push(RetryCause::of(&e));
                     continue;
                 }
             };

@@ -12,6 +12,16 @@ fn a_few_hundred_orders_under_every_fault_kind_leave_a_clean_ledger() {
         .parent()
         .expect("the binary is in a folder")
         .to_owned();
+    // The functions' debug binaries, as `make dev PROFILE=debug` builds them (cargo test builds
+    // only this package's).
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--workspace", "--locked"])
+        .current_dir(&root)
+        .env("CARGO_TERM_COLOR", "never")
+        .stdin(Stdio::null())
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "cargo build --workspace failed");
     let output = Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args(["--short", "--bin-dir"])
         .arg(&bin_dir)

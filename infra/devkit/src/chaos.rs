@@ -116,6 +116,19 @@ pub struct Rule {
     pub limit: Option<u64>,
 }
 
+impl Rule {
+    /// A rule with no limit.
+    pub fn new(service: Service, operation: &str, fault: Fault, probability: f64) -> Self {
+        Self {
+            service,
+            operation: operation.to_owned(),
+            fault,
+            probability,
+            limit: None,
+        }
+    }
+}
+
 fn any_operation() -> String {
     "*".to_owned()
 }
@@ -658,16 +671,6 @@ where
 mod tests {
     use super::*;
 
-    fn rule(service: Service, operation: &str, fault: Fault, probability: f64) -> Rule {
-        Rule {
-            service,
-            operation: operation.to_owned(),
-            fault,
-            probability,
-            limit: None,
-        }
-    }
-
     fn head(target: Option<&str>) -> Request<()> {
         let mut request = Request::post("/").body(()).unwrap();
         if let Some(target) = target {
@@ -716,14 +719,14 @@ mod tests {
             .set(vec![
                 Rule {
                     limit: Some(2),
-                    ..rule(
+                    ..Rule::new(
                         Service::Dynamodb,
                         "TransactWriteItems",
                         Fault::TransactionConflict,
                         1.0,
                     )
                 },
-                rule(Service::Payments, "*", Fault::Throttling, 0.0),
+                Rule::new(Service::Payments, "*", Fault::Throttling, 0.0),
             ])
             .unwrap();
         assert_eq!(chaos.pick(Service::Dynamodb, "GetItem"), None);
@@ -759,7 +762,7 @@ mod tests {
     fn a_rule_a_service_cannot_produce_is_refused() {
         let chaos = Chaos::default();
         assert!(matches!(
-            chaos.set(vec![rule(
+            chaos.set(vec![Rule::new(
                 Service::Sqs,
                 "*",
                 Fault::TransactionConflict,
@@ -768,7 +771,7 @@ mod tests {
             Err(RuleError::Unfit { index: 0, .. })
         ));
         assert!(matches!(
-            chaos.set(vec![rule(Service::Sqs, "*", Fault::ServerError, 1.5)]),
+            chaos.set(vec![Rule::new(Service::Sqs, "*", Fault::ServerError, 1.5)]),
             Err(RuleError::Probability { index: 0, .. })
         ));
         // Process and delivery faults are the Lambda layer's, and only its.
@@ -778,19 +781,19 @@ mod tests {
             (Service::Lambda, Fault::ServerError),
         ] {
             assert!(matches!(
-                chaos.set(vec![rule(service, "*", fault, 0.5)]),
+                chaos.set(vec![Rule::new(service, "*", fault, 0.5)]),
                 Err(RuleError::Unfit { index: 0, .. })
             ));
         }
         assert_eq!(
             chaos.set(vec![
-                rule(
+                Rule::new(
                     Service::Lambda,
                     "outbox-relay",
                     Fault::DuplicateDelivery,
                     0.5
                 ),
-                rule(
+                Rule::new(
                     Service::Lambda,
                     "create-order",
                     Fault::KillRuntime { within_ms: 40 },

@@ -67,6 +67,9 @@ pub struct DevOptions {
     /// retries (it is given its queue's URL). The receive count, and so the redrive to the DLQ,
     /// is Lambda's.
     pub queue_retry_secs: i32,
+    /// Variables added to some functions' environments, by logical id (`make chaos` skews
+    /// clocks with libfaketime this way).
+    pub function_env: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl DevOptions {
@@ -222,6 +225,9 @@ pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared
     for f in functions {
         let mut env = template.function_env(&f.logical_id, &names, &options.parameters)?;
         env.extend(passed.clone());
+        if let Some(extra) = options.function_env.get(&f.logical_id) {
+            env.extend(extra.clone());
+        }
         env.insert("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into());
         env.insert("AWS_LAMBDA_LOG_LEVEL".into(), log_level.clone());
         let serves_http = routes.iter().any(|r| r.function == f.logical_id);

@@ -102,6 +102,7 @@ fn options(
         cpu_share,
         chaos_port,
         queue_retry_secs: 0,
+        function_env: std::collections::BTreeMap::new(),
     }
 }
 
