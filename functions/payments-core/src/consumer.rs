@@ -12,25 +12,30 @@ use crate::events::{OrderEventType, OrderFacts};
 use crate::provider::PaymentProvider;
 use crate::service::{PaymentError, PaymentLedger, PaymentsDeps, apply};
 
-/// The payments queue's `maxReceiveCount` (template.yaml): the 5th failure dead-letters.
-pub const MAX_RECEIVES: u32 = 5;
-/// The pause after the 1st, 2nd and 3rd failure.
-const BACKOFF_SECS: [i64; 3] = [2, 10, 60];
+/// The payments queue's `maxReceiveCount` (template.yaml): the 10th failure dead-letters.
+pub const MAX_RECEIVES: u32 = 10;
+/// Receives kept behind the one that comes after an authorization's deadline: that one gives up
+/// without calling the provider, and a crash or a store error there is tried again rather than
+/// dead-lettered.
+const SPARE_RECEIVES: u32 = 3;
+/// The pause after the 1st, 2nd, 3rd and every later failure.
+const BACKOFF_SECS: [i64; 4] = [2, 10, 60, 300];
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::hours(12);
 
 /// How long a message that failed on its `receive_count`-th delivery stays invisible: a growing
-/// pause, never much past `deadline` (the step gives up there without failing); the delivery
-/// before the last waits until just after the deadline, so it is never dead-lettered.
+/// pause, never much past `deadline` (the step gives up there without failing); once only
+/// [`SPARE_RECEIVES`] more would be left, the pause lasts until just after the deadline, so an
+/// authorization the provider never answers is never dead-lettered.
 pub fn retry_delay(
     receive_count: u32,
     deadline: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Duration {
-    let index = receive_count.saturating_sub(1).min(2) as usize;
+    let index = (receive_count.saturating_sub(1) as usize).min(BACKOFF_SECS.len() - 1);
     let pause = Duration::seconds(BACKOFF_SECS[index]);
     let pause = match deadline {
-        Some(deadline) if receive_count + 1 >= MAX_RECEIVES => {
+        Some(deadline) if receive_count + 1 + SPARE_RECEIVES >= MAX_RECEIVES => {
             pause.max(deadline - now + Duration::seconds(1))
         }
         Some(deadline) => {
@@ -125,22 +130,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_grow_and_the_last_one_comes_after_the_deadline() {
+    fn retries_grow_and_the_last_ones_come_after_the_deadline_with_receives_to_spare() {
         let now = Utc::now();
         let deadline = now + Duration::minutes(15);
-        assert_eq!(retry_delay(1, Some(deadline), now), Duration::seconds(2));
-        assert_eq!(retry_delay(2, Some(deadline), now), Duration::seconds(10));
-        assert_eq!(retry_delay(3, Some(deadline), now), Duration::seconds(60));
-        let last = retry_delay(MAX_RECEIVES - 1, Some(deadline), now);
-        assert!(
-            now + last > deadline,
-            "the last delivery comes after the deadline"
-        );
+        let pauses: Vec<i64> = (1..=5)
+            .map(|n| retry_delay(n, Some(deadline), now).num_seconds())
+            .collect();
+        assert_eq!(pauses, [2, 10, 60, 300, 300]);
+        // The failure that leaves only the spare receives waits for the deadline.
+        let waits = MAX_RECEIVES - SPARE_RECEIVES - 1;
+        assert!(now + retry_delay(waits, Some(deadline), now) > deadline);
+        assert!(now + retry_delay(waits - 1, Some(deadline), now) < deadline);
+        // Without a deadline (a capture, a void) the pause stays at 5 minutes.
         assert_eq!(
             retry_delay(MAX_RECEIVES - 1, None, now),
-            Duration::seconds(60)
+            Duration::seconds(300)
         );
+        // Never past the deadline by much before that; never longer than SQS allows.
+        let soon = now + Duration::seconds(30);
+        assert_eq!(retry_delay(3, Some(soon), now), Duration::seconds(31));
         let far = now + Duration::days(3);
-        assert_eq!(retry_delay(4, Some(far), now), MAX_VISIBILITY);
+        assert_eq!(retry_delay(waits, Some(far), now), MAX_VISIBILITY);
     }
 }

@@ -157,7 +157,13 @@ pub async fn apply<L: PaymentLedger, P: PaymentProvider>(
             if current.status != PaymentStatus::Pending {
                 return record(current.status).await;
             }
-            match authorize(deps, &current, method, facts.expires_at, now).await? {
+            if facts.expires_at.is_some_and(|deadline| deadline <= now) {
+                // Past the deadline: stop trying, and call no provider — the order's cancel (the
+                // expiry sends one for every PENDING order past its deadline) voids any charge a
+                // failed call left. A delivery that only records cannot be failed by the provider.
+                return record(current.status).await;
+            }
+            match authorize(deps, &current, method, facts.expires_at).await? {
                 Outcome::Done(moved) => moved,
                 Outcome::NextAttempt(reason) => {
                     return retry_later(deps, &current, read.as_ref(), reason, facts.expires_at)
@@ -265,7 +271,6 @@ async fn authorize<L, P: PaymentProvider>(
     payment: &Payment,
     method: &str,
     deadline: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
 ) -> Result<Outcome<(Payment, PaymentEventType)>, PaymentError> {
     let authorized = |charge_id: String| -> Result<_, PaymentError> {
         Ok(Outcome::Done((
@@ -273,17 +278,6 @@ async fn authorize<L, P: PaymentProvider>(
             PaymentEventType::PaymentAuthorized,
         )))
     };
-    if deadline.is_some_and(|d| d <= now) {
-        // Past the deadline: stop trying. A charge a failed call may have made is reported (the
-        // order's cancel voids it); none → nothing is held.
-        return match charge_in(deps, payment, ChargeState::Authorized, None).await? {
-            Some(charge_id) => authorized(charge_id),
-            None => Ok(Outcome::Done((
-                payment.clone().voided()?,
-                PaymentEventType::PaymentVoided,
-            ))),
-        };
-    }
     let key = payment.idempotency_key(Step::Authorize);
     let request = Authorize {
         order_id: &payment.order_id,
