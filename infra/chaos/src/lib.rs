@@ -354,12 +354,7 @@ async fn drive(
             paced = Instant::now();
             // A failed read (DynamoDB Local away, say) changes nothing.
             if let Ok(depths) = queue_depths(app, &sqs, &["ApproximateNumberOfMessages"]).await {
-                // Not the payments queue: its FIFO groups wait out spaced retries by design.
-                let backlog: u64 = depths
-                    .iter()
-                    .filter(|(queue, _)| !spaces_its_retries(app, queue))
-                    .map(|(_, depth)| depth)
-                    .sum();
+                let backlog: u64 = depths.values().sum();
                 hold.store(backlog > config.max_backlog, Ordering::Relaxed);
             }
         }
@@ -589,23 +584,6 @@ fn queues(app: &LocalApp) -> impl Iterator<Item = (&str, &str)> {
     app.queue_arns
         .keys()
         .filter_map(|q| Some((q.as_str(), app.names.get(q)?.as_str())))
-}
-
-/// Whether the function a queue feeds spaces its own retries (it is given the queue's URL).
-fn spaces_its_retries(app: &LocalApp, queue: &str) -> bool {
-    app.template
-        .functions()
-        .unwrap_or_default()
-        .iter()
-        .any(|f| {
-            f.triggers
-                .iter()
-                .any(|t| matches!(t, devkit::Trigger::Queue { queue: q, .. } if q == queue))
-                && app
-                    .launches
-                    .get(&f.logical_id)
-                    .is_some_and(|l| l.env.contains_key("QUEUE_URL"))
-        })
 }
 
 fn is_dead_letter(queue: &str) -> bool {
