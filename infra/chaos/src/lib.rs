@@ -114,8 +114,11 @@ pub async fn run(config: Config, emulators: &Emulators) -> Result<Run, ChaosErro
     let result = drive(&config, emulators, &app).await;
     app.stop();
     let driven = result?;
-    let expected = expectations(&app, &driven.happenings);
-    let mut ledger = Ledger::check(&expected.as_expected(&driven.placed), &driven.observed);
+    let consumers = consumers(&app);
+    let mut ledger = Ledger::check(
+        &driven.happenings.expected(&driven.placed, &consumers),
+        &driven.observed,
+    );
     let fired: std::collections::BTreeSet<&str> =
         driven.fired.iter().map(|f| f.fault.as_str()).collect();
     for kind in config.schedule.kinds() {
@@ -195,22 +198,19 @@ struct Happenings {
     dynamodb_kills: Vec<chrono::DateTime<chrono::Utc>>,
 }
 
-struct Expectations {
-    initial_stock: BTreeMap<String, i64>,
-    poisoned_messages: Vec<String>,
-    poisoned_outbox: Vec<String>,
-    consumers: platform::reconcile::Consumers,
-    dynamodb_kills: Vec<chrono::DateTime<chrono::Utc>>,
-}
-
-impl Expectations {
-    fn as_expected<'a>(&'a self, placed: &'a [Placed]) -> Expected<'a> {
+impl Happenings {
+    /// What the ledger expects, given what the customers were told.
+    fn expected<'a>(
+        &'a self,
+        placed: &'a [Placed],
+        consumers: &'a platform::reconcile::Consumers,
+    ) -> Expected<'a> {
         Expected {
             placed,
             initial_stock: &self.initial_stock,
             poisoned_messages: &self.poisoned_messages,
             poisoned_outbox: &self.poisoned_outbox,
-            consumers: &self.consumers,
+            consumers,
             dynamodb_kills: &self.dynamodb_kills,
         }
     }
@@ -222,16 +222,6 @@ fn consumers(app: &LocalApp) -> platform::reconcile::Consumers {
         .find_map(|l| l.env.get("EVENT_CONSUMERS"))
         .and_then(|raw| platform::reconcile::Consumers::parse(raw).ok())
         .unwrap_or_default()
-}
-
-fn expectations(app: &LocalApp, happenings: &Happenings) -> Expectations {
-    Expectations {
-        initial_stock: happenings.initial_stock.clone(),
-        poisoned_messages: happenings.poisoned_messages.clone(),
-        poisoned_outbox: happenings.poisoned_outbox.clone(),
-        consumers: consumers(app),
-        dynamodb_kills: happenings.dynamodb_kills.clone(),
-    }
 }
 
 /// What the load and the drain came to, before the ledger.
@@ -456,7 +446,7 @@ async fn drive(
         .set(Vec::new())
         .map_err(|e| ChaosError::Setup(e.to_string()))?;
     let fired = chaos.fired();
-    let expected = expectations(app, &happenings);
+    let consumers = consumers(app);
     eprintln!(
         "chaos: faults off; draining (at most {} s)",
         config.drain_limit.as_secs()
@@ -470,7 +460,7 @@ async fn drive(
             .any(|d| *d > 0);
         if !busy {
             let observed = observe(app, &dynamo, &sqs, false).await?;
-            if ledger::settled(&observed, &expected.as_expected(&placed)) {
+            if ledger::settled(&observed, &happenings.expected(&placed, &consumers)) {
                 break;
             }
         }
