@@ -92,6 +92,13 @@ pub struct OrderFacts {
         skip_serializing_if = "Option::is_none"
     )]
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the order was taken: no charge of it can be older (bounds a charge look-up).
+    #[serde(
+        with = "platform::events::rfc3339_millis::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// An order event, as the payments service reads it.
@@ -118,12 +125,17 @@ mod tests {
                 "total": {"amount": 2599, "currency": "EUR"},
                 "paymentMethod": "tok_visa",
                 "expiresAt": "2026-12-02T10:15:00.000Z",
+                "createdAt": "2026-12-02T10:00:00.000Z",
                 "items": []
             }
         });
         let event: OrderEvent = serde_json::from_value(json).unwrap();
         assert_eq!(event.data.total.amount, 2599);
         assert_eq!(event.data.payment_method.as_deref(), Some("tok_visa"));
+        assert_eq!(
+            event.data.created_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-02T10:00:00+00:00")
+        );
         assert!(event.has_derived_id());
     }
 

@@ -6,6 +6,8 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 /// An authorization of an order's amount: funds held, not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorize<'a> {
@@ -94,9 +96,12 @@ pub trait PaymentProvider: Send + Sync {
         idempotency_key: &str,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 
-    /// The order's charge, if the provider has one (by the order id kept with the charge).
+    /// The order's charge, if the provider has one (by the order id kept with the charge),
+    /// among the charges made at or after `since` (all of them when `None`): the order's own
+    /// creation bounds the look-up, so it costs what the account charged since, not its history.
     fn find(
         &self,
         order_id: &str,
+        since: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<Option<Charge>, ProviderError>> + Send;
 }

@@ -13,6 +13,10 @@ use crate::domain::{Payment, PaymentStatus, Step, TransitionError};
 use crate::events::{OrderEvent, OrderEventType, PaymentEvent, PaymentEventType, payment_event};
 use crate::provider::{Authorization, Authorize, ChargeState, PaymentProvider, ProviderError};
 
+/// How far a charge look-up reaches before the order's creation time: the order's clock (the
+/// orders service's) and the provider's may disagree by this much.
+pub const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+
 /// One write of the ledger: the payment as it becomes (only if the item is still as `read`, or
 /// absent when `read` is `None`), its event, and the consumed event in the inbox.
 #[derive(Debug, Clone)]
@@ -137,6 +141,7 @@ pub async fn apply<L: PaymentLedger, P: PaymentProvider>(
     deps.producers.check(event)?;
     let consumed = Consumed::of(&deps.consumer, event);
     let facts = &event.data;
+    let since = facts.created_at.map(|t| t - CLOCK_MARGIN);
     let read = deps.ledger.payment(&facts.order_id).await?;
     let current = read.clone().unwrap_or_else(|| {
         Payment::pending(&facts.order_id, facts.total.amount, &facts.total.currency)
@@ -163,7 +168,7 @@ pub async fn apply<L: PaymentLedger, P: PaymentProvider>(
                 // failed call left. A delivery that only records cannot be failed by the provider.
                 return record(current.status).await;
             }
-            match authorize(deps, &current, method, facts.expires_at).await? {
+            match authorize(deps, &current, method, since, facts.expires_at).await? {
                 Outcome::Done(moved) => moved,
                 Outcome::NextAttempt(reason) => {
                     return retry_later(deps, &current, read.as_ref(), reason, facts.expires_at)
@@ -176,7 +181,7 @@ pub async fn apply<L: PaymentLedger, P: PaymentProvider>(
                 // Never captured unless authorized by this service's own state.
                 return record(current.status).await;
             }
-            match capture(deps, &current).await? {
+            match capture(deps, &current, since).await? {
                 Outcome::Done(captured) => (captured, PaymentEventType::PaymentCaptured),
                 Outcome::NextAttempt(reason) => {
                     return retry_later(deps, &current, read.as_ref(), reason, None).await;
@@ -193,7 +198,7 @@ pub async fn apply<L: PaymentLedger, P: PaymentProvider>(
             ) {
                 return record(current.status).await;
             }
-            match void(deps, &current).await? {
+            match void(deps, &current, since).await? {
                 Outcome::Done(voided) => (voided, PaymentEventType::PaymentVoided),
                 Outcome::NextAttempt(reason) => {
                     return retry_later(deps, &current, read.as_ref(), reason, None).await;
@@ -251,16 +256,17 @@ fn retryable(error: ProviderError, deadline: Option<DateTime<Utc>>) -> PaymentEr
 }
 
 /// The id of the order's charge at the provider, if it is in `state` (how a call that failed
-/// under its key is found to have happened, or not).
+/// under its key is found to have happened, or not), among the charges made `since`.
 async fn charge_in<L, P: PaymentProvider>(
     deps: &PaymentsDeps<L, P>,
     payment: &Payment,
     state: ChargeState,
+    since: Option<DateTime<Utc>>,
     deadline: Option<DateTime<Utc>>,
 ) -> Result<Option<String>, PaymentError> {
     let found = deps
         .provider
-        .find(&payment.order_id)
+        .find(&payment.order_id, since)
         .await
         .map_err(|e| retryable(e, deadline))?;
     Ok(found.filter(|c| c.state == state).map(|c| c.charge_id))
@@ -270,6 +276,7 @@ async fn authorize<L, P: PaymentProvider>(
     deps: &PaymentsDeps<L, P>,
     payment: &Payment,
     method: &str,
+    since: Option<DateTime<Utc>>,
     deadline: Option<DateTime<Utc>>,
 ) -> Result<Outcome<(Payment, PaymentEventType)>, PaymentError> {
     let authorized = |charge_id: String| -> Result<_, PaymentError> {
@@ -297,7 +304,7 @@ async fn authorize<L, P: PaymentProvider>(
         }
         Err(ProviderError::FailedUnderKey { message, .. }) => {
             // Kept under its key: repeating it repeats the failure. Did the charge happen?
-            match charge_in(deps, payment, ChargeState::Authorized, deadline).await? {
+            match charge_in(deps, payment, ChargeState::Authorized, since, deadline).await? {
                 Some(charge_id) => authorized(charge_id),
                 None => Ok(Outcome::NextAttempt(message)),
             }
@@ -309,13 +316,14 @@ async fn authorize<L, P: PaymentProvider>(
 async fn capture<L, P: PaymentProvider>(
     deps: &PaymentsDeps<L, P>,
     payment: &Payment,
+    since: Option<DateTime<Utc>>,
 ) -> Result<Outcome<Payment>, PaymentError> {
     let charge = payment.charge_id.as_deref().unwrap_or_default();
     let key = payment.idempotency_key(Step::Capture);
     match deps.provider.capture(charge, &key).await {
         Ok(()) => Ok(Outcome::Done(payment.clone().captured()?)),
         Err(ProviderError::FailedUnderKey { message, .. }) => {
-            match charge_in(deps, payment, ChargeState::Captured, None).await? {
+            match charge_in(deps, payment, ChargeState::Captured, since, None).await? {
                 Some(_) => Ok(Outcome::Done(payment.clone().captured()?)),
                 None => Ok(Outcome::NextAttempt(message)),
             }
@@ -327,12 +335,13 @@ async fn capture<L, P: PaymentProvider>(
 async fn void<L, P: PaymentProvider>(
     deps: &PaymentsDeps<L, P>,
     payment: &Payment,
+    since: Option<DateTime<Utc>>,
 ) -> Result<Outcome<Payment>, PaymentError> {
     // A pending payment may still have a charge (a failed call that went through): find it.
     let charge_id = match (&payment.charge_id, payment.status) {
         (Some(id), _) => Some(id.clone()),
         (None, PaymentStatus::Pending) => {
-            charge_in(deps, payment, ChargeState::Authorized, None).await?
+            charge_in(deps, payment, ChargeState::Authorized, since, None).await?
         }
         (None, _) => None,
     };
@@ -347,7 +356,7 @@ async fn void<L, P: PaymentProvider>(
     match deps.provider.void(&charge_id, &key).await {
         Ok(()) => Ok(Outcome::Done(payment.clone().voided()?)),
         Err(ProviderError::FailedUnderKey { message, .. }) => {
-            match charge_in(deps, &payment, ChargeState::Voided, None).await? {
+            match charge_in(deps, &payment, ChargeState::Voided, since, None).await? {
                 Some(_) => Ok(Outcome::Done(payment.clone().voided()?)),
                 None => Ok(Outcome::NextAttempt(message)),
             }

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::{Client, Response, StatusCode};
 use serde::Deserialize;
 
@@ -88,6 +89,9 @@ struct ChargeBody {
     #[serde(default)]
     captured: bool,
     status: String,
+    /// Seconds since the epoch.
+    #[serde(default)]
+    created: i64,
     #[serde(default)]
     metadata: std::collections::HashMap<String, String>,
 }
@@ -222,13 +226,25 @@ impl PaymentProvider for Stripe {
         Err(failure(response, idempotency_key).await)
     }
 
-    /// Pages through the account's charges, newest first, for the one whose metadata names the
-    /// order. (Stripe's Search API would find it in one call; the local emulator does not speak
-    /// it, and the saga only looks after a provider failure.)
-    async fn find(&self, order_id: &str) -> Result<Option<Charge>, ProviderError> {
+    /// Pages through the account's charges made since `since`, newest first, for the one whose
+    /// metadata names the order. The window goes to the server as `created[gte]` and is also
+    /// applied here (paging stops at the first older charge), so a server that ignores the
+    /// filter — the local emulator does — costs no more pages. (Stripe's Search API would take
+    /// one call, but it is eventually consistent and the emulator does not speak it; the saga
+    /// only looks after a provider failure, or to void an order that may hold a charge.)
+    async fn find(
+        &self,
+        order_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Option<Charge>, ProviderError> {
+        let since = since.map(|t| t.timestamp());
+        let in_window = |c: &ChargeBody| since.is_none_or(|s| c.created >= s);
         let mut after: Option<String> = None;
         loop {
             let mut query = vec![("limit", PAGE.to_string())];
+            if let Some(s) = since {
+                query.push(("created[gte]", s.to_string()));
+            }
             if let Some(id) = &after {
                 query.push(("starting_after", id.clone()));
             }
@@ -244,11 +260,9 @@ impl PaymentProvider for Stripe {
                 return Err(failure(response, "").await);
             }
             let page: ChargeList = read(response).await?;
-            if let Some(charge) = page
-                .data
-                .iter()
-                .find(|c| c.metadata.get("order_id").map(String::as_str) == Some(order_id))
-            {
+            if let Some(charge) = page.data.iter().find(|c| {
+                in_window(c) && c.metadata.get("order_id").map(String::as_str) == Some(order_id)
+            }) {
                 return Ok(Some(Charge {
                     charge_id: charge.id.clone(),
                     amount: charge.amount,
@@ -256,7 +270,7 @@ impl PaymentProvider for Stripe {
                 }));
             }
             match page.data.last() {
-                Some(last) if page.has_more => after = Some(last.id.clone()),
+                Some(last) if page.has_more && in_window(last) => after = Some(last.id.clone()),
                 _ => return Ok(None),
             }
         }

@@ -52,7 +52,7 @@ async fn an_authorization_is_captured_once_and_found_by_its_order() {
         }
     );
     let found = stripe
-        .find(&order)
+        .find(&order, None)
         .await
         .unwrap()
         .expect("the order's charge");
@@ -66,7 +66,7 @@ async fn an_authorization_is_captured_once_and_found_by_its_order() {
     stripe.capture(&charge_id, &capture_key).await.unwrap();
     stripe.capture(&charge_id, &capture_key).await.unwrap();
     assert_eq!(
-        stripe.find(&order).await.unwrap().unwrap().state,
+        stripe.find(&order, None).await.unwrap().unwrap().state,
         ChargeState::Captured
     );
     // A second capture under another key is refused by the provider, not repeated.
@@ -77,6 +77,30 @@ async fn an_authorization_is_captured_once_and_found_by_its_order() {
         matches!(refused, Err(ProviderError::Refused { status: 400, .. })),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_look_up_reads_only_the_charges_made_since_the_order() {
+    let stripe = stripe();
+    let order = order();
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(2);
+    let Authorization::Authorized { charge_id } = stripe
+        .authorize(&authorize(
+            &order,
+            "tok_visa",
+            &format!("{order}:authorize"),
+        ))
+        .await
+        .unwrap()
+    else {
+        panic!("authorized");
+    };
+    let found = stripe.find(&order, Some(before)).await.unwrap();
+    assert_eq!(found.map(|c| c.charge_id), Some(charge_id));
+    // A charge older than the window is not the order's (the order came after it): the look-up
+    // stops there, even on the emulator, which ignores `created[gte]`.
+    let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
+    assert_eq!(stripe.find(&order, Some(later)).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -103,7 +127,7 @@ async fn a_voided_authorization_is_released() {
         .await
         .unwrap();
     assert_eq!(
-        stripe.find(&order).await.unwrap().unwrap().state,
+        stripe.find(&order, None).await.unwrap().unwrap().state,
         ChargeState::Voided
     );
 }
@@ -144,7 +168,10 @@ async fn a_rate_limit_is_retried_under_the_same_key_and_makes_one_charge() {
         .await
         .unwrap();
     assert!(matches!(second, Authorization::Authorized { .. }));
-    assert!(stripe.find(&order).await.unwrap().is_some(), "one charge");
+    assert!(
+        stripe.find(&order, None).await.unwrap().is_some(),
+        "one charge"
+    );
 }
 
 #[tokio::test]
@@ -160,7 +187,7 @@ async fn a_provider_failure_is_kept_under_its_key_and_made_no_charge() {
         );
     }
     // Before trying again under a new key, the saga looks: there is no charge.
-    assert_eq!(stripe.find(&order).await.unwrap(), None);
+    assert_eq!(stripe.find(&order, None).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -54,6 +54,11 @@ async fn owner(app: &TestApp, id: &str) -> String {
     item["userId"].as_str().unwrap().to_owned()
 }
 
+/// The order's charge at the payment emulator, if any (every charge of the account searched).
+async fn charge(services: &Services, id: &str) -> Option<payments_core::Charge> {
+    services.payments.provider.find(id, None).await.unwrap()
+}
+
 async fn payment(app: &TestApp, id: &str) -> Value {
     app.item(
         &app.env("PaymentEventsFunction", "PAYMENTS_TABLE"),
@@ -93,7 +98,7 @@ async fn a_paid_order_is_confirmed_shipped_captured_and_fulfilled_with_no_furthe
     let charge_id = done["payment"]["chargeId"].as_str().unwrap().to_owned();
     assert!(done["shipmentId"].as_str().unwrap().starts_with("shp_"));
     assert_eq!(payment(&app, &id).await["status"], "captured");
-    let charge = services.payments.provider.find(&id).await.unwrap().unwrap();
+    let charge = charge(&services, &id).await.unwrap();
     assert_eq!(
         (charge.charge_id, charge.state, charge.amount),
         (charge_id, ChargeState::Captured, 2500)
@@ -179,7 +184,7 @@ async fn every_event_delivered_twice_has_one_effect() {
     assert_eq!(settled.failed, 0);
     assert_eq!(order(&app, &id).await, before);
     assert_eq!(app.events().await.len(), events);
-    let charge = services.payments.provider.find(&id).await.unwrap().unwrap();
+    let charge = charge(&services, &id).await.unwrap();
     assert_eq!(charge.state, ChargeState::Captured);
 }
 
@@ -223,14 +228,7 @@ async fn a_rate_limited_authorization_is_retried_through_the_queue_and_charged_o
     // THEN the order is fulfilled, with one charge
     assert_eq!(order(&app, &id).await["status"], "FULFILLED");
     assert_eq!(
-        services
-            .payments
-            .provider
-            .find(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
+        charge(&services, &id).await.unwrap().state,
         ChargeState::Captured
     );
     assert_eq!(dead_letters(&app).await, 0);
@@ -257,7 +255,7 @@ async fn a_provider_500_is_looked_up_before_a_new_key_and_never_becomes_two_char
     app.settle(&services).await;
     // THEN one charge, captured, and the order fulfilled
     assert_eq!(order(&app, &id).await["status"], "FULFILLED");
-    let charge = services.payments.provider.find(&id).await.unwrap().unwrap();
+    let charge = charge(&services, &id).await.unwrap();
     assert_eq!(charge.state, ChargeState::Captured);
     assert_eq!(dead_letters(&app).await, 0);
 }
@@ -287,15 +285,7 @@ async fn an_unpaid_order_expires_its_stock_comes_back_and_nothing_is_dead_letter
     assert_eq!(cancelled["cancellationReason"], "expired");
     assert_eq!(app.stock("p-1").await, 10);
     assert_eq!(payment(&app, &id).await["status"], "voided");
-    assert!(
-        services
-            .payments
-            .provider
-            .find(&id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(charge(&services, &id).await.is_none());
     assert_eq!(dead_letters(&app).await, 0);
     for queue in [
         "OrderEventsQueue",
@@ -383,7 +373,7 @@ async fn a_mixed_crowd_of_orders_each_ends_in_exactly_one_state_and_no_unit_is_l
     let mut units_kept = 0;
     for (id, outcome) in &expected {
         let order = order(&app, id).await;
-        let charge = services.payments.provider.find(id).await.unwrap();
+        let charge = charge(&services, id).await;
         if *outcome == "FULFILLED" {
             assert_eq!(order["status"], "FULFILLED", "{order}");
             let charge = charge.expect("a fulfilled order has a charge");
@@ -490,7 +480,7 @@ async fn an_authorization_that_loses_the_race_with_the_expiry_is_voided() {
     assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
     assert_eq!(cancelled["cancellationReason"], "expired");
     assert_eq!(cancelled["payment"]["status"], "voided");
-    let charge = services.payments.provider.find(&id).await.unwrap().unwrap();
+    let charge = charge(&services, &id).await.unwrap();
     assert_eq!(charge.state, ChargeState::Voided);
     assert_eq!(app.stock("p-1").await, 10);
     assert!(
