@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use devkit::console::Console;
+use devkit::invocations::Invocation;
 use devkit::rie::{FunctionLaunch, FunctionPool};
 
 use crate::BenchError;
@@ -41,43 +42,6 @@ pub struct Sample {
     pub peak_rss_kb: u64,
 }
 
-/// `… (rapid) INIT REPORT(durationMs: 2.426000)` → 2.426.
-pub fn init_duration(line: &str) -> Option<f64> {
-    let at = line.find("INIT REPORT")?;
-    field_ms(&line[at..], "durationMs:")
-}
-
-/// `REPORT RequestId: … Duration: 5.43 ms Billed Duration: …` → 5.43.
-pub fn invoke_duration(line: &str) -> Option<f64> {
-    let rest = line.strip_prefix("REPORT")?;
-    rest.split('\t')
-        .map(str::trim)
-        .find(|part| part.starts_with("Duration:"))
-        .and_then(|part| field_ms(part, "Duration:"))
-}
-
-fn field_ms(text: &str, name: &str) -> Option<f64> {
-    let at = text.find(name)? + name.len();
-    let value: String = text[at..]
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    value.parse().ok()
-}
-
-/// The peak resident set (kB) of the emulator's child process: the runtime.
-fn runtime_peak_rss(emulator_pid: u32) -> Option<u64> {
-    let children = crate::cpu::children(emulator_pid).into_iter();
-    children
-        .filter_map(|pid| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .max()
-}
-
 /// Starts the subject `starts` times, each in a new emulator and process.
 pub async fn measure(
     subject: &Subject,
@@ -108,60 +72,35 @@ pub async fn measure(
                 subject.label
             )));
         }
-        let peak_rss_kb = pool
-            .emulator_pids()
-            .first()
-            .and_then(|pid| runtime_peak_rss(*pid))
-            .unwrap_or(0);
-        // The emulator prints REPORT just after it answers: wait for it.
-        let mut lines = Vec::new();
+        // The emulator reports just after it answers: wait for it.
         let deadline = Instant::now() + Duration::from_secs(5);
-        let (mut init, mut first) = (None, None);
-        while (init.is_none() || first.is_none()) && Instant::now() < deadline {
+        let mut reported = pool.invocations();
+        while reported.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            lines.extend(console.take_recorded());
-            init = lines.iter().find_map(|(_, l)| init_duration(l));
-            first = lines.iter().find_map(|(_, l)| invoke_duration(l));
+            reported = pool.invocations();
         }
         pool.stop();
         drop(pool);
-        let (Some(init_ms), Some(first_ms)) = (init, first) else {
+        let Some(Invocation {
+            init_ms: Some(init_ms),
+            duration_ms: first_ms,
+            peak_rss_kb,
+            ..
+        }) = reported.into_iter().next()
+        else {
             return Err(BenchError::Failed(format!(
                 "{}: the emulator printed no INIT REPORT/REPORT line; it printed: {:?}",
                 subject.label,
-                lines.iter().map(|(_, l)| l).collect::<Vec<_>>()
+                console.take_recorded()
             )));
         };
         samples.push(Sample {
             init_ms,
-            first_ms: (first_ms - init_ms).max(0.0),
+            first_ms,
             wall_ms,
-            peak_rss_kb,
+            peak_rss_kb: peak_rss_kb.unwrap_or(0),
         });
         console.take_recorded();
     }
     Ok(samples)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_emulator_reports() {
-        assert_eq!(
-            init_duration(
-                "24 Nov 2026 05:31:54,250 [INFO] (rapid) INIT REPORT(durationMs: 2.426000)"
-            ),
-            Some(2.426)
-        );
-        assert_eq!(
-            invoke_duration(
-                "REPORT RequestId: 5a1f\tInit Duration: 0.41 ms\tDuration: 5.43 ms\tBilled Duration: 6 ms\tMemory Size: 128 MB\tMax Memory Used: 128 MB"
-            ),
-            Some(5.43)
-        );
-        assert_eq!(invoke_duration("START RequestId: 5a1f"), None);
-        assert_eq!(init_duration("REPORT RequestId: x Duration: 1 ms"), None);
-    }
 }

@@ -16,7 +16,7 @@ use devkit::dev;
 use orders_core::store::DynamoStore;
 
 use crate::load::{self, Scenario, Target};
-use crate::{BenchError, Cli, cold, say, serve_gateway, tables_of, tokens};
+use crate::{BenchError, Cli, say, serve_gateway, tables_of, tokens};
 
 #[derive(Debug, Clone, Default)]
 pub struct EventLatency {
@@ -91,7 +91,7 @@ pub async fn measure_at(
     let mut latency = outcome.map_err(|e| with_error_lines(e, &recorded))?;
     latency.throttled = throttled;
     for (function, line) in recorded {
-        let Some(ms) = cold::invoke_duration(&line) else {
+        let Some(ms) = devkit::invocations::report(&line).map(|r| r.duration_ms) else {
             continue;
         };
         // An environment's lines are labelled `create-order#2` when its function has several.

@@ -627,7 +627,7 @@ async fn warm(
             recorded
                 .iter()
                 .filter(|(label, _)| label.split('#').next() == Some(function))
-                .filter_map(|(_, line)| cold::invoke_duration(line))
+                .filter_map(|(_, line)| devkit::invocations::report(line).map(|r| r.duration_ms))
                 .collect::<Vec<_>>()
         };
         results.function_ms = durations("create-order");

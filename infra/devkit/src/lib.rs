@@ -7,6 +7,7 @@ pub mod console;
 pub mod cpu;
 pub mod dev;
 pub mod emf;
+pub mod invocations;
 pub mod jwt;
 pub mod mapping;
 pub mod provision;

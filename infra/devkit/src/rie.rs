@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use crate::chaos::{Chaos, Fault, Service};
 use crate::console::Console;
 use crate::cpu::CpuGroup;
+use crate::invocations::{Invocation, Journal, Reporter, children};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RieError {
@@ -71,6 +72,8 @@ pub struct FunctionPool {
     invocations_throttled: AtomicUsize,
     /// The switches of `make dev`'s faults, whose `lambda` rules reach the invocations.
     chaos: OnceLock<Arc<Chaos>>,
+    /// The invocations its environments reported, with the real figures.
+    journal: Arc<Journal>,
 }
 
 /// A loopback port nothing listens on, never the same twice in this process (the emulator binds it
@@ -156,6 +159,7 @@ impl FunctionPool {
         };
         let mut envs = Vec::with_capacity(count);
         let mut ports = Vec::with_capacity(count);
+        let journal = Arc::new(Journal::default());
         for index in 0..count {
             let (port, api_port) = (
                 free_port().map_err(spawn_err)?,
@@ -209,21 +213,27 @@ impl FunctionPool {
                     }
                 }
             });
-            if let Some(out) = child.stdout.take() {
+            // Both streams carry the emulator's lines; its REPORT is printed again with the
+            // real figures (see [`crate::invocations`]) and kept for the console.
+            let reporter = Arc::new(Reporter::new(&label, launch.memory_mb, child.id()));
+            let streams: [Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>; 2] = [
+                child.stdout.take().map(|s| Box::new(s) as _),
+                child.stderr.take().map(|s| Box::new(s) as _),
+            ];
+            for stream in streams.into_iter().flatten() {
                 let (console, label) = (console.clone(), label.clone());
+                let (reporter, journal) = (reporter.clone(), journal.clone());
                 tokio::spawn(async move {
-                    let mut lines = BufReader::new(out).lines();
+                    let mut lines = BufReader::new(stream).lines();
                     while let Ok(Some(line)) = lines.next_line().await {
-                        console.function_line(&label, &line);
-                    }
-                });
-            }
-            if let Some(err) = child.stderr.take() {
-                let console = console.clone();
-                tokio::spawn(async move {
-                    let mut lines = BufReader::new(err).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        console.function_line(&label, &line);
+                        let Some(reported) = reporter.read(&line) else {
+                            console.function_line(&label, &line);
+                            continue;
+                        };
+                        for invocation in reported {
+                            console.function_line(&label, &invocation.report_line());
+                            journal.push(invocation);
+                        }
                     }
                 });
             }
@@ -240,11 +250,17 @@ impl FunctionPool {
             invocations_shared: AtomicUsize::new(0),
             invocations_throttled: AtomicUsize::new(0),
             chaos: OnceLock::new(),
+            journal,
         }))
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The invocations this function's environments reported lately, oldest first.
+    pub fn invocations(&self) -> Vec<Invocation> {
+        self.journal.all()
     }
 
     /// Lets the `lambda` rules of these switches reach this function's invocations.
@@ -421,22 +437,6 @@ impl FunctionPool {
             }
         }
     }
-}
-
-/// The children of a process, from every one of its threads' `/proc/<pid>/task/<tid>/children`
-/// (the emulator is multi-threaded: any thread may have started the runtime).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 impl Drop for FunctionPool {
