@@ -19,6 +19,8 @@ CPU_SHARE ?= $(if $(filter release,$(PROFILE)),memory,off)
 DEV_PREFIX ?= dev
 # The chaos switches of `make dev` (the fault proxies' control endpoint; 0: any free port).
 CHAOS_PORT ?= 3001
+# The web console of `make dev` (an order's timeline, invocations, queues, replay, switches, tables).
+CONSOLE_PORT ?= 3002
 # PARAMS="ReservationMinutes=1 OrdersPerMinute=100": template parameters instead of their defaults
 # (as `sam deploy --parameter-overrides` takes them), for dev and invoke.
 PARAMS ?=
@@ -49,7 +51,7 @@ build: ## Build every function and devkit (PROFILE=release|debug)
 	@cargo build --workspace --locked $(CARGO_PROFILE)
 
 dev: bootstrap build ## The whole app on http://127.0.0.1:$(PORT): emulators, functions under aws-lambda-rie, API, triggers
-	@infra/with-emulators.sh $(DEVKIT) --prefix $(DEV_PREFIX) dev --port $(PORT) --cpu-share $(CPU_SHARE) --chaos-port $(CHAOS_PORT)
+	@infra/with-emulators.sh $(DEVKIT) --prefix $(DEV_PREFIX) dev --port $(PORT) --cpu-share $(CPU_SHARE) --chaos-port $(CHAOS_PORT) --console-port $(CONSOLE_PORT)
 
 token: build ## Print a bearer token for the local API (SUB=alice SCOPES="orders:write orders:read")
 	@$(DEVKIT) token --sub "$(SUB)" --scopes "$(SCOPES)"

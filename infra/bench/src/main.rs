@@ -169,6 +169,7 @@ fn options(cli: &Cli, prefix: String, environments: usize) -> DevOptions {
         parameters: BTreeMap::from([("OrdersPerMinute".to_owned(), NO_QUOTA.to_owned())]),
         cpu_share: devkit::cpu::CpuShare::Off,
         chaos_port: None,
+        console_port: None,
         queue_retry_secs: 0,
         function_env: BTreeMap::new(),
     }

@@ -107,6 +107,7 @@ pub async fn run(config: Config, emulators: &Emulators) -> Result<Run, ChaosErro
         ]),
         cpu_share: devkit::cpu::CpuShare::Off,
         chaos_port: Some(0),
+        console_port: None,
         queue_retry_secs: 3,
         function_env: skewed_clocks(&config)?,
     };

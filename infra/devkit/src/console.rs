@@ -5,10 +5,16 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
 use serde_json::Value;
+
+use crate::journal::{Journal, LogLine};
 
 pub struct Console {
     colour: bool,
+    /// What the functions did, for the web console.
+    journal: Arc<Journal>,
     out: Mutex<Box<dyn Write + Send>>,
     /// Set while stopping: the environments' dying words are not news.
     quiet: std::sync::atomic::AtomicBool,
@@ -36,6 +42,7 @@ impl Console {
     pub fn new() -> Self {
         Self {
             colour: std::io::stdout().is_terminal(),
+            journal: Arc::default(),
             out: Mutex::new(Box::new(std::io::stdout())),
             quiet: std::sync::atomic::AtomicBool::new(false),
             recorded: None,
@@ -46,6 +53,7 @@ impl Console {
     pub fn on_stderr() -> Self {
         Self {
             colour: std::io::stderr().is_terminal(),
+            journal: Arc::default(),
             out: Mutex::new(Box::new(std::io::stderr())),
             quiet: std::sync::atomic::AtomicBool::new(false),
             recorded: None,
@@ -56,6 +64,7 @@ impl Console {
     pub fn writing_to(out: Box<dyn Write + Send>) -> Self {
         Self {
             colour: false,
+            journal: Arc::default(),
             out: Mutex::new(out),
             quiet: std::sync::atomic::AtomicBool::new(false),
             recorded: None,
@@ -87,6 +96,11 @@ impl Console {
             writeln!(out, "{line}")
         };
         let _ = out.flush();
+    }
+
+    /// What the functions did so far (their calls, reports and log lines).
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     pub fn info(&self, message: &str) {
@@ -141,10 +155,11 @@ impl Console {
                 })
                 .collect();
             let error = matches!(level, "ERROR" | "error");
-            self.print(
-                &format!("{function} │ {level:5} {message} {}", details.join(" ")),
-                error,
-            );
+            let text = format!("{level:5} {message} {}", details.join(" "));
+            self.print(&format!("{function} │ {text}"), error);
+            if let Some(logged) = LogLine::parse(function, line, text) {
+                self.journal.log(logged);
+            }
             return;
         }
         // The emulator's own lines: invocation boundaries and reports are shown, chatter is not.

@@ -62,6 +62,8 @@ pub struct DevOptions {
     /// Fault proxies in front of the emulators, switched on the control endpoint at this port
     /// (0: any free port); none when `None` (the bench measures without the extra hop).
     pub chaos_port: Option<u16>,
+    /// The web console (`devkit::web`) on this port (0: any free port); none when `None`.
+    pub console_port: Option<u16>,
     /// A queue message a function failed is received again after this many seconds (0: at once),
     /// not after the queue's visibility timeout (minutes) — unless the function spaces its own
     /// retries (it is given its queue's URL). The receive count, and so the redrive to the DLQ,
@@ -603,6 +605,27 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
         }
         _ => None,
     };
+    let (console_stop, console_stopped) = tokio::sync::oneshot::channel::<()>();
+    let console_url = match options.console_port {
+        Some(port) => {
+            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let web = Arc::new(crate::web::Web {
+                app: app.clone(),
+                sqs: aws_sdk_sqs::Client::new(&config),
+                dynamo: aws_sdk_dynamodb::Client::new(&config),
+            });
+            let stopped = async {
+                let _ = console_stopped.await;
+            };
+            let (url, _) = crate::web::serve(web, port, stopped).await.map_err(|e| {
+                DevError::Setup(format!(
+                    "cannot listen on 127.0.0.1:{port} for the console: {e}"
+                ))
+            })?;
+            Some(url)
+        }
+        None => None,
+    };
     for route in &app.gateway.routes {
         let auth = match &route.scopes {
             None => "public".to_owned(),
@@ -627,6 +650,12 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
             crate::cpu::share_of(mb) * 100.0
         ),
     });
+    if let Some(url) = &console_url {
+        console.info(&format!(
+            "the console is on {url}: an order's timeline, invocations, queues and dead letters, \
+             replay, fault switches, tables (CONSOLE_PORT)"
+        ));
+    }
     console.info(&format!(
         "the API is on http://127.0.0.1:{} — a token: make token SUB=alice — stop with Ctrl-C",
         options.port
@@ -634,6 +663,7 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
     shutdown_signal().await;
     console.info("stopping");
     let _ = stop_tx.send(());
+    let _ = console_stop.send(());
     for task in mappings {
         task.abort();
     }

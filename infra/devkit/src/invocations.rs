@@ -9,13 +9,9 @@
 //! cold start's two lines may be read in either order: the REPORT of a cold start (the one where
 //! the emulator writes an `Init Duration` at all) waits for its INIT.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-
-/// The most invocations a function keeps for the console.
-const KEPT: usize = 1_000;
 
 /// One invocation's REPORT, with the real figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,11 +136,13 @@ pub struct Reporter {
     pending: Mutex<Pending>,
 }
 
-/// A cold start's halves, whichever came first.
+/// A cold start's halves, whichever came first; the invocations started so far.
 #[derive(Debug, Default)]
 struct Pending {
     init_ms: Option<f64>,
     cold: Option<Invocation>,
+    starts: u64,
+    last_start: Option<String>,
 }
 
 impl Reporter {
@@ -162,6 +160,11 @@ impl Reporter {
     /// runtime's memory is read at the REPORT, while the runtime is still alive.
     pub fn read(&self, line: &str) -> Option<Vec<Invocation>> {
         let mut pending = self.pending.lock().ok()?;
+        if let Some(id) = start(line) {
+            pending.starts += 1;
+            pending.last_start = Some(id.to_owned());
+            return None;
+        }
         if let Some(init) = init_duration(line) {
             return Some(match pending.cold.take() {
                 Some(cold) => vec![with_init(cold, init)],
@@ -192,37 +195,44 @@ impl Reporter {
     }
 }
 
+impl Reporter {
+    /// How many invocations the emulator has started (START lines read).
+    pub fn starts(&self) -> u64 {
+        self.pending.lock().map_or(0, |p| p.starts)
+    }
+
+    /// The request id of the invocation started after the first `after` ones, waiting up to
+    /// `wait` for its START line (the emulator prints it before the runtime gets the event, but
+    /// another task reads it).
+    pub async fn request_id_after(&self, after: u64, wait: std::time::Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Ok(p) = self.pending.lock()
+                && p.starts > after
+            {
+                return p.last_start.clone();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// `START RequestId: 5a1f Version: $LATEST` → `5a1f`.
+fn start(line: &str) -> Option<&str> {
+    line.strip_prefix("START RequestId:")?
+        .split_whitespace()
+        .next()
+}
+
 /// A cold start's invocation with the INIT that went before it, taken out of its duration.
 fn with_init(invocation: Invocation, init_ms: f64) -> Invocation {
     Invocation {
         duration_ms: (invocation.duration_ms - init_ms).max(0.0),
         init_ms: Some(init_ms),
         ..invocation
-    }
-}
-
-/// A function's recent invocations, oldest first (the last [`KEPT`]).
-#[derive(Debug, Default)]
-pub struct Journal {
-    kept: Mutex<VecDeque<Invocation>>,
-}
-
-impl Journal {
-    pub fn push(&self, invocation: Invocation) {
-        if let Ok(mut kept) = self.kept.lock() {
-            if kept.len() == KEPT {
-                kept.pop_front();
-            }
-            kept.push_back(invocation);
-        }
-    }
-
-    /// Every invocation kept, oldest first.
-    pub fn all(&self) -> Vec<Invocation> {
-        self.kept
-            .lock()
-            .map(|kept| kept.iter().cloned().collect())
-            .unwrap_or_default()
     }
 }
 
@@ -280,14 +290,20 @@ mod tests {
         assert!(!warm.report_line().contains("Init Duration"));
     }
 
-    #[test]
-    fn the_journal_keeps_the_latest() {
-        let journal = Journal::default();
+    #[tokio::test]
+    async fn a_start_line_names_the_invocation_under_way() {
         let reporter = Reporter::new("f", 128, None);
-        for _ in 0..KEPT + 5 {
-            journal.push(reporter.read(WARM_REPORT).unwrap().remove(0));
-        }
-        assert_eq!(journal.all().len(), KEPT);
+        let before = reporter.starts();
+        assert_eq!(
+            reporter.read("START RequestId: 6b2e Version: $LATEST"),
+            None
+        );
+        let wait = std::time::Duration::from_millis(10);
+        assert_eq!(
+            reporter.request_id_after(before, wait).await.as_deref(),
+            Some("6b2e")
+        );
+        assert_eq!(reporter.request_id_after(before + 1, wait).await, None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod dev;
 pub mod emf;
 pub mod invocations;
+pub mod journal;
 pub mod jwt;
 pub mod mapping;
 pub mod provision;
@@ -16,6 +17,7 @@ pub mod rie;
 pub mod secrets;
 pub mod template;
 pub mod topics;
+pub mod web;
 
 pub use provision::{ProvisionError, create_tables, table_name};
 pub use queues::{Queues, create_queues};

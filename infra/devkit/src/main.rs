@@ -54,6 +54,9 @@ enum Command {
         /// The port of the chaos switches (the fault proxies' control endpoint; 0: any free one).
         #[arg(long, env = "CHAOS_PORT", default_value_t = 3001)]
         chaos_port: u16,
+        /// The port of the web console (0: any free one).
+        #[arg(long, env = "CONSOLE_PORT", default_value_t = 3002)]
+        console_port: u16,
     },
     /// One function (logical id or binary name) with one event; prints the response.
     Invoke {
@@ -83,6 +86,7 @@ fn options(
     environments: usize,
     cpu_share: CpuShare,
     chaos_port: Option<u16>,
+    console_port: Option<u16>,
 ) -> DevOptions {
     DevOptions {
         root: cli.root.clone(),
@@ -101,6 +105,7 @@ fn options(
         parameters: cli.parameters.iter().cloned().collect(),
         cpu_share,
         chaos_port,
+        console_port,
         queue_retry_secs: 0,
         function_env: std::collections::BTreeMap::new(),
     }
@@ -115,26 +120,30 @@ async fn main() -> ExitCode {
             environments,
             cpu_share,
             chaos_port,
+            console_port,
         } => dev::run(options(
             &cli,
             *port,
             *environments,
             *cpu_share,
             Some(*chaos_port),
+            Some(*console_port),
         ))
         .await
         .map(|()| None),
-        Command::Invoke { function, event } => {
-            dev::invoke(options(&cli, 0, 1, CpuShare::Off, None), function, event)
-                .await
-                .map(Some)
-        }
+        Command::Invoke { function, event } => dev::invoke(
+            options(&cli, 0, 1, CpuShare::Off, None, None),
+            function,
+            event,
+        )
+        .await
+        .map(Some),
         Command::Token {
             sub,
             scopes,
             ttl_secs,
         } => {
-            let secret_path = options(&cli, 0, 1, CpuShare::Off, None).secret_path();
+            let secret_path = options(&cli, 0, 1, CpuShare::Off, None, None).secret_path();
             jwt::secret(&secret_path)
                 .and_then(|secret| {
                     let scopes: Vec<&str> = scopes.split_whitespace().collect();
@@ -182,7 +191,7 @@ mod tests {
             "ReconcileAfterMinutes=6",
             "token",
         ]);
-        let options = options(&cli, 0, 1, CpuShare::Off, None);
+        let options = options(&cli, 0, 1, CpuShare::Off, None, None);
         assert_eq!(options.parameters["OrdersPerMinute"], "100");
         assert_eq!(options.parameters["ReconcileAfterMinutes"], "6");
     }

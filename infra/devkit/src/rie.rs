@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 use crate::chaos::{Chaos, Fault, Service};
 use crate::console::Console;
 use crate::cpu::CpuGroup;
-use crate::invocations::{Invocation, Journal, Reporter, children};
+use crate::invocations::{Invocation, Reporter, children};
+use crate::journal::{Call, Journal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RieError {
@@ -72,8 +73,11 @@ pub struct FunctionPool {
     invocations_throttled: AtomicUsize,
     /// The switches of `make dev`'s faults, whose `lambda` rules reach the invocations.
     chaos: OnceLock<Arc<Chaos>>,
-    /// The invocations its environments reported, with the real figures.
+    /// Where its calls and reports are kept (the console's).
     journal: Arc<Journal>,
+    /// Each environment's reader of the emulator's lines, and its label.
+    reporters: Vec<Arc<Reporter>>,
+    labels: Vec<String>,
 }
 
 /// A loopback port nothing listens on, never the same twice in this process (the emulator binds it
@@ -159,7 +163,9 @@ impl FunctionPool {
         };
         let mut envs = Vec::with_capacity(count);
         let mut ports = Vec::with_capacity(count);
-        let journal = Arc::new(Journal::default());
+        let journal = console.journal().clone();
+        let mut reporters = Vec::with_capacity(count);
+        let mut labels = Vec::with_capacity(count);
         for index in 0..count {
             let (port, api_port) = (
                 free_port().map_err(spawn_err)?,
@@ -232,13 +238,15 @@ impl FunctionPool {
                         };
                         for invocation in reported {
                             console.function_line(&label, &invocation.report_line());
-                            journal.push(invocation);
+                            journal.report(invocation);
                         }
                     }
                 });
             }
             envs.push(Mutex::new(Some(Environment { child, cpu })));
             ports.push(port);
+            labels.push(label);
+            reporters.push(reporter);
         }
         Ok(Arc::new(Self {
             name: launch.name.clone(),
@@ -251,6 +259,8 @@ impl FunctionPool {
             invocations_throttled: AtomicUsize::new(0),
             chaos: OnceLock::new(),
             journal,
+            reporters,
+            labels,
         }))
     }
 
@@ -260,7 +270,12 @@ impl FunctionPool {
 
     /// The invocations this function's environments reported lately, oldest first.
     pub fn invocations(&self) -> Vec<Invocation> {
-        self.journal.all()
+        let mine = |label: &str| label.split('#').next() == Some(self.name.as_str());
+        self.journal
+            .reports()
+            .into_iter()
+            .filter(|r| mine(&r.function))
+            .collect()
     }
 
     /// Lets the `lambda` rules of these switches reach this function's invocations.
@@ -301,21 +316,29 @@ impl FunctionPool {
             .pop()
             .ok_or_else(|| fail("no free environment".into()))?;
         let before = self.env_throttling(index);
+        let (started, clock) = (chrono::Utc::now(), std::time::Instant::now());
+        let starts = self.reporters[index].starts();
         let post = self.post(self.ports[index], event, trace);
         let result = match self.fault() {
             Some(Fault::KillRuntime { within_ms }) => {
                 // A random moment of the invocation; one that ended sooner loses its environment's
-                // runtime right after (the next invocation starts a new one, as on Lambda).
+                // runtime right after (the next invocation starts a new one, as on Lambda). A
+                // runtime still starting then (a cold start) is killed as soon as it is there.
                 let moment = Duration::from_millis(fastrand::u64(0..=within_ms));
                 tokio::pin!(post);
-                tokio::select! {
-                    result = &mut post => {
-                        self.kill_runtime(index);
-                        result
-                    }
-                    () = tokio::time::sleep(moment) => {
-                        self.kill_runtime(index);
-                        post.await
+                let mut wait = moment;
+                loop {
+                    tokio::select! {
+                        result = &mut post => {
+                            self.kill_runtime(index);
+                            break result;
+                        }
+                        () = tokio::time::sleep(wait) => {
+                            if self.kill_runtime(index) > 0 {
+                                break post.await;
+                            }
+                            wait = Duration::from_millis(1);
+                        }
                     }
                 }
             }
@@ -327,9 +350,27 @@ impl FunctionPool {
                 self.invocations_throttled.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let wall_ms = clock.elapsed().as_secs_f64() * 1000.0;
+        let request_id = self.reporters[index]
+            .request_id_after(starts, Duration::from_millis(200))
+            .await;
         if let Ok(mut free) = self.free.lock() {
             free.push(index);
         }
+        self.journal.call(Call {
+            seq: 0,
+            function: self.name.clone(),
+            environment: self.labels[index].clone(),
+            request_id,
+            trace: trace.map(str::to_owned),
+            started,
+            wall_ms,
+            event: String::from_utf8_lossy(event).into_owned(),
+            answer: match &result {
+                Ok(payload) => Ok(String::from_utf8_lossy(payload).into_owned()),
+                Err(e) => Err(e.clone()),
+            },
+        });
         result.map_err(fail)
     }
 
@@ -347,12 +388,19 @@ impl FunctionPool {
                 .map_err(|e| e.to_string())?;
             match self.client.request(request).await {
                 Ok(response) => {
+                    let status = response.status();
                     let body = response
                         .into_body()
                         .collect()
                         .await
-                        .map_err(|e| e.to_string())?;
-                    return Ok(body.to_bytes());
+                        .map_err(|e| e.to_string())?
+                        .to_bytes();
+                    // A runtime killed before it took the event (during its INIT) leaves the
+                    // emulator nothing to answer with.
+                    if body.is_empty() && !status.is_success() {
+                        return Err(format!("the emulator answered {status} with no payload"));
+                    }
+                    return Ok(body);
                 }
                 Err(e) if e.is_connect() => {
                     last = e.to_string();

@@ -65,6 +65,8 @@ fn emulator_processes() -> usize {
 /// fails half-way, so a failing test leaves nothing running.
 struct RunningApp {
     child: std::process::Child,
+    /// The web console's port.
+    console: u16,
 }
 
 impl RunningApp {
@@ -72,7 +74,7 @@ impl RunningApp {
     /// group, once the sample catalog answers; its console goes to the answered log file.
     async fn start(name: &str) -> (Self, Http, PathBuf) {
         use std::os::unix::process::CommandExt;
-        let port = free_port();
+        let (port, console) = (free_port(), free_port());
         let log_path = std::env::temp_dir().join(format!("orders-make-{name}-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new("make")
@@ -81,6 +83,7 @@ impl RunningApp {
                 "PROFILE=debug",
                 &format!("PORT={port}"),
                 "CHAOS_PORT=0",
+                &format!("CONSOLE_PORT={console}"),
                 &format!("DEV_PREFIX={name}{port}"),
             ])
             .current_dir(root())
@@ -90,7 +93,7 @@ impl RunningApp {
             .process_group(0)
             .spawn()
             .expect("make dev starts");
-        let mut dev = RunningApp { child };
+        let mut dev = RunningApp { child, console };
         let http = Http(Client::builder(TokioExecutor::new()).build_http(), port);
         let started = Instant::now();
         while http.call("GET", "/products/p-1", None, None).await.0 != 200 {
@@ -162,29 +165,51 @@ impl Http {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let content_type = body.as_ref().map(|_| "application/json");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, text) = self.send(method, path, token, content_type, body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A page of the console, as text.
+    async fn page(&self, path: &str) -> (u16, String) {
+        self.send("GET", path, None, None, String::new()).await
+    }
+
+    /// A form posted to the console, as a browser posts it.
+    async fn post_form(&self, path: &str, form: &str) -> (u16, String) {
+        let form_type = Some("application/x-www-form-urlencoded");
+        self.send("POST", path, None, form_type, form.to_owned())
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: String,
+    ) -> (u16, String) {
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(format!("http://127.0.0.1:{}{path}", self.1));
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
         }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let response = self
             .0
             .request(request.body(Full::new(Bytes::from(body))).unwrap())
             .await;
         let Ok(response) = response else {
-            return (0, Value::Null);
+            return (0, String::new());
         };
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 
@@ -459,6 +484,196 @@ async fn make_dev_runs_the_whole_app() {
         after <= before,
         "aws-lambda-rie processes left behind: {before} before, {after} after"
     );
+}
+
+/// Polls `check` every 200 ms until it answers `Some`, for at most `limit`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_follows_an_order_and_redrives_its_dead_letter() {
+    require_emulators();
+    let _guard = ONE_AT_A_TIME.lock().await;
+    // GIVEN make dev, whose console says where it is
+    let (dev, http, log_path) = RunningApp::start("devconsole").await;
+    let said = format!("the console is on http://127.0.0.1:{}", dev.console);
+    eventually(
+        "make dev saying where the console is",
+        Duration::from_secs(10),
+        || async {
+            std::fs::read_to_string(&log_path)
+                .unwrap()
+                .contains(&said)
+                .then_some(())
+        },
+    )
+    .await;
+    let console = Http(
+        Client::builder(TokioExecutor::new()).build_http(),
+        dev.console,
+    );
+    let alice = token("alice", "orders:write orders:read");
+
+    // AND, switched on from the console's page, every order-events runtime killed as it starts
+    let (status, _) = console
+        .post_form(
+            "/chaos/rules",
+            "service=lambda&operation=order-events&fault=kill-runtime&ms=0&probability=1",
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, switches) = console.page("/chaos").await;
+    assert!(switches.contains("kill-runtime"), "{switches}");
+
+    // WHEN alice orders: payments authorizes, but orders never hears of it, and after 5 receives
+    // the payment.authorized message is a dead letter
+    let (status, order) = http
+        .call(
+            "POST",
+            "/orders",
+            Some(&alice),
+            Some(json!({"items": [{"productId": "p-2", "quantity": 1}], "paymentMethod": "tok_visa"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["orderId"].as_str().unwrap().to_owned();
+    let queues = eventually(
+        "the dead letter on the queues page",
+        Duration::from_secs(60),
+        || async {
+            let (_, page) = console.page("/queues").await;
+            page.contains("Redrive 1 to the source queue")
+                .then_some(page)
+        },
+    )
+    .await;
+    assert!(queues.contains("payment.authorized"), "{queues}");
+    // THEN the timeline shows the hops so far, the failed ones among them
+    let (_, hops) = console.page(&format!("/orders/{id}/hops")).await;
+    for hop in [
+        "POST /orders → 201",
+        "outbox-relay",
+        "payment-events",
+        "order.created",
+    ] {
+        assert!(
+            hops.contains(hop),
+            "{hop} missing from the timeline: {hops}"
+        );
+    }
+    assert!(
+        ["error", "failed"]
+            .iter()
+            .any(|s| hops.contains(&format!(r#"class="hop {s}" data-function="order-events""#))),
+        "the killed order-events invocations: {hops}"
+    );
+
+    // WHEN the switch is off and the dead letter is redriven from the page
+    assert_eq!(console.post_form("/chaos/off", "").await.0, 303);
+    let (status, _) = console
+        .post_form("/queues/OrderEventsDeadLetterQueue/redrive", "")
+        .await;
+    assert_eq!(status, 303);
+    // THEN the order completes, and its timeline has every service's hop
+    eventually("the order fulfilled", Duration::from_secs(60), || async {
+        let (_, order) = http
+            .call("GET", &format!("/orders/{id}"), Some(&alice), None)
+            .await;
+        (order["status"] == "FULFILLED").then_some(())
+    })
+    .await;
+    let hops = eventually(
+        "the capture on the timeline",
+        Duration::from_secs(10),
+        || async {
+            let (_, hops) = console.page(&format!("/orders/{id}/hops")).await;
+            hops.contains("payment.captured").then_some(hops)
+        },
+    )
+    .await;
+    for function in ["order-events", "shipment-events"] {
+        assert!(
+            hops.contains(&format!(r#"class="hop ok" data-function="{function}""#)),
+            "{function} missing from the timeline: {hops}"
+        );
+    }
+    let (_, page) = console.page(&format!("/orders/{id}")).await;
+    assert!(
+        page.contains("EventSource('/live')"),
+        "the timeline is live"
+    );
+
+    // AND the invocations carry the real figures: create-order's cold start has its INIT and a
+    // peak memory below the function's memory size (the emulator says 128 MB of 128 MB)
+    let (_, rows) = console
+        .page("/invocations/rows?function=create-order&status=ok")
+        .await;
+    let request_id = rows
+        .split("/invocations/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a create-order invocation")
+        .to_owned();
+    let (status, detail) = console.page(&format!("/invocations/{request_id}")).await;
+    assert_eq!(status, 200);
+    let report = detail
+        .lines()
+        .find(|l| l.contains("REPORT RequestId"))
+        .unwrap_or_default()
+        .to_owned();
+    let used: u64 = report
+        .split("Max Memory Used: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|mb| mb.parse().ok())
+        .unwrap_or_else(|| panic!("no Max Memory Used: {detail}"));
+    assert!(used > 0 && used < 128, "{report}");
+    assert!(report.contains("Init Duration"), "a cold start: {report}");
+
+    // AND a recorded request replays from its page: the same GET again
+    let _ = http.call("GET", "/products/p-3", None, None).await;
+    let (_, rows) = console.page("/invocations/rows?function=get-product").await;
+    let request_id = rows
+        .split("/invocations/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let (_, detail) = console.page(&format!("/invocations/{request_id}")).await;
+    let event = detail
+        .split("<textarea name=\"event\" rows=\"18\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</textarea>").next())
+        .expect("the event to replay")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("function", "get-product")
+        .append_pair("event", &event)
+        .finish();
+    let (status, _) = console.post_form("/replay", &form).await;
+    assert_eq!(status, 303);
+    let (_, rows) = console.page("/invocations/rows?function=get-product").await;
+    assert_eq!(rows.matches("GET /products/p-3 → 200").count(), 2, "{rows}");
+
+    // AND the orders table is browsable
+    let (status, table) = console.page("/tables/OrdersTable").await;
+    assert_eq!(status, 200);
+    assert!(table.contains(&id), "{table}");
 }
 
 #[test]
