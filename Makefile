@@ -44,7 +44,7 @@ lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate
 	.tools/checkov/bin/checkov --file template.yaml --config-file infra/checkov.yaml
 
 test: lint ## Lint, then every test, with DynamoDB Local started on a free port
-	@infra/bootstrap.sh --bench
+	@infra/bootstrap.sh --bench --browser
 	infra/with-emulators.sh cargo test --workspace --locked --no-fail-fast
 
 build: ## Build every function and devkit (PROFILE=release|debug)

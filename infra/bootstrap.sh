@@ -7,6 +7,9 @@
 #                        (npm stripe-stateful-mock), pinned by infra/package-lock.json
 #   .tools/peer          with --bench only: the Python peer make bench compares create-order with
 #                        (infra/bench/python-peer/requirements.txt)
+#   .tools/browser       with --browser only: Selenium for the console's browser test
+#                        (infra/requirements-browser.txt), and Debian's chromium and chromium-driver
+#                        when they are missing
 # A Java runtime comes from Debian only when `java` is missing. Safe to run again: each step is
 # skipped while its inputs are unchanged.
 set -euo pipefail
@@ -21,10 +24,28 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
+bench=false browser=false
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=true ;;
+    --browser) browser=true ;;
+    *) echo "bootstrap: unknown option $arg (--bench, --browser)" >&2; exit 2 ;;
+  esac
+done
+
+# apt_install PACKAGE...: from Debian, non-interactively.
+apt_install() {
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "$@"
+}
+
 if ! command -v java >/dev/null 2>&1; then
   say "installing a Java runtime (openjdk-17-jre-headless) for DynamoDB Local"
-  as_root apt-get update -q
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends openjdk-17-jre-headless
+  apt_install openjdk-17-jre-headless
+fi
+if $browser && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  say "installing chromium and chromium-driver for the console's browser test"
+  apt_install chromium chromium-driver
 fi
 
 digest() { cat "$@" | sha256sum | cut -c1-16; }
@@ -43,8 +64,11 @@ venv() {
 venv venv requirements.txt constraints.txt
 venv sam requirements-sam.txt constraints-sam.txt
 venv checkov requirements-checkov.txt constraints-checkov.txt
-if [ "${1:-}" = "--bench" ]; then
+if $bench; then
   venv peer bench/python-peer/requirements.txt bench/python-peer/constraints.txt
+fi
+if $browser; then
+  venv browser requirements-browser.txt constraints-browser.txt
 fi
 
 modules="$root/infra/node_modules"

@@ -45,13 +45,15 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/invocations/{request_id}", get(invocation))
         .route("/replay", post(replay))
         .route("/queues", get(queues))
+        .route("/queues/table", get(queues_table))
         .route("/queues/{queue}/redrive", post(redrive))
         .route("/chaos", get(chaos))
+        .route("/chaos/state", get(chaos_state))
         .route("/chaos/rules", post(add_rule))
         .route("/chaos/off", post(chaos_off))
         .route("/tables", get(tables))
         .route("/tables/{table}", get(table))
-        .route("/live", get(live))
+        .route("/live", get(changes))
         .with_state(web)
 }
 
@@ -85,15 +87,18 @@ pre{background:#fff;border:1px solid #e3e6ea;padding:.6em;overflow:auto;max-heig
 textarea{width:100%;font:12px ui-monospace,monospace}
 ";
 
-/// Reloads `main` from its `data-live` URL whenever the journal changes (at most 3 times a second).
+/// Reloads each `data-live` element from its URL whenever the journal changes (at most about 3
+/// times a second); forms stay outside them, so nothing typed is lost.
 const LIVE: &str = "
-const main = document.querySelector('main[data-live]');
-if (main) {
+const live = document.querySelectorAll('[data-live]');
+if (live.length) {
   let queued = false;
   const refresh = async () => {
     queued = false;
-    const r = await fetch(main.dataset.live);
-    if (r.ok) { main.innerHTML = await r.text(); }
+    for (const el of live) {
+      const r = await fetch(el.dataset.live);
+      if (r.ok) { el.innerHTML = await r.text(); }
+    }
   };
   new EventSource('/live').onmessage = () => {
     if (!queued) { queued = true; setTimeout(refresh, 300); }
@@ -101,7 +106,12 @@ if (main) {
 }
 ";
 
-fn page(title: &str, live: Option<&str>, body: Markup) -> Markup {
+/// A part of a page that follows the app: reloaded from `url` (which answers just this part).
+fn live(url: &str, body: Markup) -> Markup {
+    html! { div data-live=(url) { (body) } }
+}
+
+fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -123,11 +133,7 @@ fn page(title: &str, live: Option<&str>, body: Markup) -> Markup {
                         button { "Timeline" }
                     }
                 }
-                @if let Some(url) = live {
-                    main data-live=(url) { (body) }
-                } @else {
-                    main { (body) }
-                }
+                main { (body) }
                 script { (PreEscaped(LIVE)) }
             }
         }
@@ -137,7 +143,6 @@ fn page(title: &str, live: Option<&str>, body: Markup) -> Markup {
 fn problem(status: StatusCode, detail: &str) -> Response {
     let body = page(
         "Problem",
-        None,
         html! { h1 { (status.canonical_reason().unwrap_or("Problem")) } p { (detail) } },
     );
     (status, body).into_response()
@@ -209,7 +214,6 @@ async fn index(State(web): Shared) -> Markup {
         .collect();
     page(
         "Console",
-        None,
         html! {
             h1 { "The local app" }
             p class="muted" {
@@ -252,22 +256,23 @@ async fn find_order(Query(q): Query<OrderQuery>) -> Redirect {
 }
 
 async fn timeline(State(web): Shared, Path(id): Path<String>) -> Markup {
-    let live = format!("/orders/{id}/hops");
+    let hops = hops(&web.app.console.journal().timeline(&id));
     page(
         &format!("Order {id}"),
-        Some(&live),
-        hops(&id, &web.app.console.journal().timeline(&id)),
+        html! {
+            h1 { "Order " code { (id) } }
+            (live(&format!("/orders/{id}/hops"), hops))
+        },
     )
 }
 
 async fn timeline_hops(State(web): Shared, Path(id): Path<String>) -> Markup {
-    hops(&id, &web.app.console.journal().timeline(&id))
+    hops(&web.app.console.journal().timeline(&id))
 }
 
-fn hops(id: &str, hops: &[Hop]) -> Markup {
+fn hops(hops: &[Hop]) -> Markup {
     let first = hops.first().map(|h| h.call.started);
     html! {
-        h1 { "Order " code { (id) } }
         @if hops.is_empty() {
             p class="muted" { "Nothing has touched this order yet (or it was before the console's memory): new hops appear here as they happen." }
         }
@@ -313,14 +318,13 @@ async fn invocations(State(web): Shared, Query(filter): Query<InvocationFilter>)
         .map(|p| p.name().to_owned())
         .collect();
     functions.sort();
-    let live = format!(
+    let url = format!(
         "/invocations/rows?function={}&status={}",
         form_urlencoded::byte_serialize(filter.function.as_bytes()).collect::<String>(),
         form_urlencoded::byte_serialize(filter.status.as_bytes()).collect::<String>()
     );
     page(
         "Invocations",
-        Some(&live),
         html! {
             form method="get" action="/invocations" {
                 "Function "
@@ -336,7 +340,7 @@ async fn invocations(State(web): Shared, Query(filter): Query<InvocationFilter>)
                 }
                 " " button { "Filter" }
             }
-            (rows(&web, &filter))
+            (live(&url, rows(&web, &filter)))
         },
     )
 }
@@ -392,7 +396,6 @@ async fn invocation(State(web): Shared, Path(request_id): Path<String>) -> Respo
     let call = &hop.call;
     page(
         &format!("Invocation {request_id}"),
-        None,
         html! {
             h1 { (call.function) " " code { (request_id) } }
             p {
@@ -451,7 +454,23 @@ async fn replay(State(web): Shared, Form(form): Form<ReplayForm>) -> Response {
     }
 }
 
-async fn queues(State(web): Shared) -> Response {
+async fn queues(State(web): Shared) -> Markup {
+    let table = queue_table(&web).await;
+    page(
+        "Queues",
+        html! {
+            h1 { "Queues" }
+            (live("/queues/table", table))
+        },
+    )
+}
+
+async fn queues_table(State(web): Shared) -> Markup {
+    queue_table(&web).await
+}
+
+/// Every queue's depth; a dead-letter queue's messages and its redrive button.
+async fn queue_table(web: &Web) -> Markup {
     let targets = crate::queues::dead_letter_targets(&web.app.template);
     let mut rows = Vec::new();
     for logical in web.app.queue_arns.keys() {
@@ -459,44 +478,34 @@ async fn queues(State(web): Shared) -> Response {
         let depth = crate::queues::depth(&web.sqs, url)
             .await
             .unwrap_or_default();
-        let sources: Vec<&String> = targets
-            .iter()
-            .filter(|(_, dlq)| *dlq == logical)
-            .map(|(source, _)| source)
-            .collect();
-        let messages = if sources.is_empty() {
-            Vec::new()
-        } else {
+        let is_dlq = targets.values().any(|dlq| dlq == logical);
+        let messages = if is_dlq {
             crate::queues::peek(&web.sqs, url).await.unwrap_or_default()
+        } else {
+            Vec::new()
         };
-        rows.push((logical.clone(), depth, sources.len(), messages));
+        rows.push((logical.clone(), depth, is_dlq, messages));
     }
-    page(
-        "Queues",
-        Some("/queues"),
-        html! {
-            h1 { "Queues" }
-            table {
-                tr { th { "queue" } th { "visible" } th { "in flight" } th { "dead letters" } }
-                @for (logical, depth, is_dlq, messages) in &rows {
-                    tr id={ "queue-" (logical) } {
-                        td { (logical) @if *is_dlq > 0 { " " span class="muted" { "(dead-letter queue)" } } }
-                        td class="visible" { (depth.visible) }
-                        td { (depth.in_flight) }
-                        td {
-                            @if *is_dlq > 0 && !messages.is_empty() {
-                                form method="post" action={ "/queues/" (logical) "/redrive" } {
-                                    button { "Redrive " (messages.len()) " to the source queue" }
-                                }
-                                @for body in messages { pre { (pretty(body)) } }
+    html! {
+        table {
+            tr { th { "queue" } th { "visible" } th { "in flight" } th { "dead letters" } }
+            @for (logical, depth, is_dlq, messages) in &rows {
+                tr id={ "queue-" (logical) } {
+                    td { (logical) @if *is_dlq { " " span class="muted" { "(dead-letter queue)" } } }
+                    td class="visible" { (depth.visible) }
+                    td { (depth.in_flight) }
+                    td {
+                        @if *is_dlq && !messages.is_empty() {
+                            form method="post" action={ "/queues/" (logical) "/redrive" } {
+                                button { "Redrive " (messages.len()) " to the source queue" }
                             }
+                            @for body in messages { pre { (pretty(body)) } }
                         }
                     }
                 }
             }
-        },
-    )
-    .into_response()
+        }
+    }
 }
 
 async fn redrive(State(web): Shared, Path(dlq): Path<String>) -> Response {
@@ -524,32 +533,18 @@ async fn redrive(State(web): Shared, Path(dlq): Path<String>) -> Response {
 }
 
 async fn chaos(State(web): Shared) -> Response {
-    let Some(proxies) = &web.app.proxies else {
+    let Some(state) = switch_tables(&web) else {
         return problem(
             StatusCode::NOT_FOUND,
             "the fault proxies are off in this run",
         );
     };
-    let (rules, fired) = (proxies.chaos.rules(), proxies.chaos.fired());
     page(
         "Chaos",
-        Some("/chaos"),
         html! {
             h1 { "Fault switches" }
             p class="muted" { "Each rule sends the matching requests (or invocations) a fault with its probability; the functions meet it as they would on AWS. README: Faults." }
-            table id="rules" {
-                tr { th { "service" } th { "operation" } th { "fault" } th { "probability" } th { "limit" } }
-                @for rule in &rules {
-                    tr {
-                        td { (format!("{:?}", rule.service).to_lowercase()) }
-                        td { code { (rule.operation) } }
-                        td { (serde_json::to_string(&rule.fault).unwrap_or_default()) }
-                        td { (rule.probability) }
-                        td { @if let Some(l) = rule.limit { (l) } }
-                    }
-                }
-            }
-            @if rules.is_empty() { p { "Every switch is off: every request passes as it is." } }
+            (live("/chaos/state", state))
             form method="post" action="/chaos/off" { button { "Switch every fault off" } }
             h2 { "Add a switch" }
             form method="post" action="/chaos/rules" id="add-rule" {
@@ -568,21 +563,52 @@ async fn chaos(State(web): Shared) -> Response {
                 " limit " input name="limit" size="5";
                 " " button { "Switch on" }
             }
-            h2 { "Fired" }
-            table id="fired" {
-                tr { th { "service" } th { "operation" } th { "fault" } th { "count" } }
-                @for f in &fired {
-                    tr {
-                        td { (format!("{:?}", f.service).to_lowercase()) }
-                        td { code { (f.operation) } }
-                        td { (f.fault) }
-                        td { (f.count) }
-                    }
-                }
-            }
         },
     )
     .into_response()
+}
+
+async fn chaos_state(State(web): Shared) -> Response {
+    match switch_tables(&web) {
+        Some(state) => state.into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            "the fault proxies are off in this run",
+        ),
+    }
+}
+
+/// The rules switched on and what fired (`None` without fault proxies).
+fn switch_tables(web: &Web) -> Option<Markup> {
+    let chaos = &web.app.proxies.as_ref()?.chaos;
+    let (rules, fired) = (chaos.rules(), chaos.fired());
+    Some(html! {
+        table id="rules" {
+            tr { th { "service" } th { "operation" } th { "fault" } th { "probability" } th { "limit" } }
+            @for rule in &rules {
+                tr {
+                    td { (format!("{:?}", rule.service).to_lowercase()) }
+                    td { code { (rule.operation) } }
+                    td { (serde_json::to_string(&rule.fault).unwrap_or_default()) }
+                    td { (rule.probability) }
+                    td { @if let Some(l) = rule.limit { (l) } }
+                }
+            }
+        }
+        @if rules.is_empty() { p { "Every switch is off: every request passes as it is." } }
+        h2 { "Fired" }
+        table id="fired" {
+            tr { th { "service" } th { "operation" } th { "fault" } th { "count" } }
+            @for f in &fired {
+                tr {
+                    td { (format!("{:?}", f.service).to_lowercase()) }
+                    td { code { (f.operation) } }
+                    td { (f.fault) }
+                    td { (f.count) }
+                }
+            }
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -653,7 +679,6 @@ async fn tables(State(web): Shared) -> Markup {
         .unwrap_or_default();
     page(
         "Tables",
-        None,
         html! {
             h1 { "Tables" }
             ul { @for t in &tables { li { a href={ "/tables/" (t) } { (t) } } } }
@@ -715,7 +740,6 @@ async fn table(State(web): Shared, Path(logical): Path<String>, Query(q): Query<
         .map(|k| k.to_string());
     page(
         &logical,
-        None,
         html! {
             h1 { (logical) " " span class="muted" { "(" (name) ", read-only)" } }
             @for item in &items { pre { (serde_json::to_string_pretty(item).unwrap_or_default()) } }
@@ -729,7 +753,7 @@ async fn table(State(web): Shared, Path(logical): Path<String>, Query(q): Query<
 }
 
 /// A message whenever the journal changed (at most every 250 ms), for the live pages.
-async fn live(State(web): Shared) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn changes(State(web): Shared) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let changes = web.app.console.journal().changes();
     let stream = futures::stream::unfold(changes, |mut changes| async move {
         changes.changed().await.ok()?;

@@ -676,6 +676,53 @@ async fn the_console_follows_an_order_and_redrives_its_dead_letter() {
     assert!(table.contains(&id), "{table}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_browser() {
+    require_emulators();
+    let python = root().join(".tools/browser/bin/python");
+    assert!(
+        python.is_file() && Path::new("/usr/bin/chromedriver").is_file(),
+        "Selenium or Chromium is not installed: infra/bootstrap.sh --browser (make test does it)"
+    );
+    let _guard = ONE_AT_A_TIME.lock().await;
+    // GIVEN make dev and its console
+    let (dev, http, log_path) = RunningApp::start("devbrowser").await;
+    let said = format!("the console is on http://127.0.0.1:{}", dev.console);
+    eventually(
+        "make dev saying where the console is",
+        Duration::from_secs(10),
+        || async {
+            std::fs::read_to_string(&log_path)
+                .unwrap()
+                .contains(&said)
+                .then_some(())
+        },
+    )
+    .await;
+    // WHEN headless Chromium flips a fault switch, follows an order's live timeline, sees the
+    // fault, redrives the dead letter and watches the order complete (console_browser.py)
+    let screenshot = root().join("target/console-timeline.png");
+    let run = Command::new(python)
+        .arg(root().join("infra/devkit/tests/console_browser.py"))
+        .args(["--console", &format!("http://127.0.0.1:{}", dev.console)])
+        .args(["--api", &format!("http://127.0.0.1:{}", http.1)])
+        .args(["--token", &token("alice", "orders:write orders:read")])
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .env("SE_OFFLINE", "true")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the browser test runs");
+    // THEN every step happened in the browser
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(screenshot.is_file(), "the timeline's screenshot");
+}
+
 #[test]
 fn every_event_file_invokes_its_function() {
     require_emulators();
