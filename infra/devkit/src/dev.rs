@@ -650,6 +650,16 @@ pub async fn run(options: DevOptions) -> Result<(), DevError> {
             crate::cpu::share_of(mb) * 100.0
         ),
     });
+    let build = crate::reload::Build {
+        root: options.root.clone(),
+        bin_dir: options.bin_dir.clone(),
+    };
+    let pools = app.pools.values().cloned().collect();
+    let _reloads = crate::reload::watch(build, pools, console.clone())
+        .map_err(|e| DevError::Setup(format!("cannot watch functions/ for changes: {e}")))?;
+    console.info(
+        "a save under functions/ rebuilds what it reaches and swaps those functions' environments",
+    );
     if let Some(url) = &console_url {
         console.info(&format!(
             "the console is on {url}: an order's timeline, invocations, queues and dead letters, \

@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod mapping;
 pub mod provision;
 pub mod queues;
+pub mod reload;
 pub mod rie;
 pub mod secrets;
 pub mod template;

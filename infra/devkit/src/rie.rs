@@ -56,6 +56,10 @@ struct Environment {
     child: Child,
     /// Dropped after the child: the group is removed once its processes are gone.
     cpu: Option<CpuGroup>,
+    /// Where its emulator takes invocations.
+    port: u16,
+    /// Its reader of the emulator's lines.
+    reporter: Arc<Reporter>,
 }
 
 /// Whether "no CPU cgroup" was said already (it is said once per process).
@@ -67,7 +71,6 @@ pub struct FunctionPool {
     free: Mutex<Vec<usize>>,
     slots: Semaphore,
     envs: Vec<Mutex<Option<Environment>>>,
-    ports: Vec<u16>,
     client: Client<HttpConnector, Full<Bytes>>,
     invocations_shared: AtomicUsize,
     invocations_throttled: AtomicUsize,
@@ -75,9 +78,12 @@ pub struct FunctionPool {
     chaos: OnceLock<Arc<Chaos>>,
     /// Where its calls and reports are kept (the console's).
     journal: Arc<Journal>,
-    /// Each environment's reader of the emulator's lines, and its label.
-    reporters: Vec<Arc<Reporter>>,
+    /// Each environment's label (`create-order#2`).
     labels: Vec<String>,
+    /// How its environments are started (again, on a reload).
+    launch: FunctionLaunch,
+    emulator: PathBuf,
+    console: Arc<Console>,
 }
 
 /// A loopback port nothing listens on, never the same twice in this process (the emulator binds it
@@ -157,111 +163,179 @@ impl FunctionPool {
         if !emulator.is_file() {
             return Err(RieError::NoEmulator(emulator.to_owned()));
         }
-        let spawn_err = |source| RieError::Spawn {
-            what: launch.name.clone(),
-            source,
-        };
-        let mut envs = Vec::with_capacity(count);
-        let mut ports = Vec::with_capacity(count);
-        let journal = console.journal().clone();
-        let mut reporters = Vec::with_capacity(count);
-        let mut labels = Vec::with_capacity(count);
-        for index in 0..count {
-            let (port, api_port) = (
-                free_port().map_err(spawn_err)?,
-                free_port().map_err(spawn_err)?,
-            );
-            let mut command = Command::new(emulator);
-            command
-                .arg("--runtime-interface-emulator-address")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--runtime-api-address")
-                .arg(format!("127.0.0.1:{api_port}"))
-                .arg(&launch.binary)
-                .env_clear()
-                .envs(&launch.env)
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("AWS_LAMBDA_FUNCTION_NAME", &launch.name)
-                .env(
-                    "AWS_LAMBDA_FUNCTION_TIMEOUT",
-                    launch.timeout_secs.to_string(),
-                )
-                .env(
-                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                    launch.memory_mb.to_string(),
-                )
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .kill_on_drop(true);
-            die_with_parent(command.as_std_mut());
-            let mut child = command.spawn().map_err(spawn_err)?;
-            let label = if count > 1 {
-                format!("{}#{}", launch.name, index + 1)
-            } else {
-                launch.name.clone()
-            };
-            // The runtime starts at the first invocation, a child of the emulator: in its group.
-            let cpu = launch.cpu_share_mb.and_then(|mb| {
-                let group = CpuGroup::create(&format!("{}-{}-{port}", launch.name, index + 1), mb)
-                    .and_then(|group| {
-                        group.add(child.id().unwrap_or_default())?;
-                        Ok(group)
-                    });
-                match group {
-                    Ok(group) => Some(group),
-                    Err(e) => {
-                        if !CPU_UNAVAILABLE_SAID.swap(true, Ordering::Relaxed) {
-                            console.info(&e.to_string());
-                        }
-                        None
-                    }
-                }
-            });
-            // Both streams carry the emulator's lines; its REPORT is printed again with the
-            // real figures (see [`crate::invocations`]) and kept for the console.
-            let reporter = Arc::new(Reporter::new(&label, launch.memory_mb, child.id()));
-            let streams: [Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>; 2] = [
-                child.stdout.take().map(|s| Box::new(s) as _),
-                child.stderr.take().map(|s| Box::new(s) as _),
-            ];
-            for stream in streams.into_iter().flatten() {
-                let (console, label) = (console.clone(), label.clone());
-                let (reporter, journal) = (reporter.clone(), journal.clone());
-                tokio::spawn(async move {
-                    let mut lines = BufReader::new(stream).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        let Some(reported) = reporter.read(&line) else {
-                            console.function_line(&label, &line);
-                            continue;
-                        };
-                        for invocation in reported {
-                            console.function_line(&label, &invocation.report_line());
-                            journal.report(invocation);
-                        }
-                    }
-                });
-            }
-            envs.push(Mutex::new(Some(Environment { child, cpu })));
-            ports.push(port);
-            labels.push(label);
-            reporters.push(reporter);
-        }
-        Ok(Arc::new(Self {
+        let labels: Vec<String> = (0..count)
+            .map(|index| match count {
+                1 => launch.name.clone(),
+                _ => format!("{}#{}", launch.name, index + 1),
+            })
+            .collect();
+        let pool = Self {
             name: launch.name.clone(),
             free: Mutex::new((0..count).rev().collect()),
             slots: Semaphore::new(count),
-            envs,
-            ports,
+            envs: (0..count).map(|_| Mutex::new(None)).collect(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             invocations_shared: AtomicUsize::new(0),
             invocations_throttled: AtomicUsize::new(0),
             chaos: OnceLock::new(),
-            journal,
-            reporters,
+            journal: console.journal().clone(),
             labels,
-        }))
+            launch: launch.clone(),
+            emulator: emulator.to_owned(),
+            console: console.clone(),
+        };
+        for index in 0..count {
+            let env = pool.spawn(index)?;
+            if let Ok(mut slot) = pool.envs[index].lock() {
+                *slot = Some(env);
+            }
+        }
+        Ok(Arc::new(pool))
+    }
+
+    /// Starts environment `index`'s emulator (its runtime starts at the first invocation, a child
+    /// of the emulator, in its process group and CPU group).
+    fn spawn(&self, index: usize) -> Result<Environment, RieError> {
+        let launch = &self.launch;
+        let spawn_err = |source| RieError::Spawn {
+            what: launch.name.clone(),
+            source,
+        };
+        let (port, api_port) = (
+            free_port().map_err(spawn_err)?,
+            free_port().map_err(spawn_err)?,
+        );
+        let mut command = Command::new(&self.emulator);
+        command
+            .arg("--runtime-interface-emulator-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--runtime-api-address")
+            .arg(format!("127.0.0.1:{api_port}"))
+            .arg(&launch.binary)
+            .env_clear()
+            .envs(&launch.env)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &launch.name)
+            .env(
+                "AWS_LAMBDA_FUNCTION_TIMEOUT",
+                launch.timeout_secs.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                launch.memory_mb.to_string(),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        die_with_parent(command.as_std_mut());
+        let mut child = command.spawn().map_err(spawn_err)?;
+        let label = &self.labels[index];
+        let console = &self.console;
+        let cpu = launch.cpu_share_mb.and_then(|mb| {
+            let group = CpuGroup::create(&format!("{}-{}-{port}", launch.name, index + 1), mb)
+                .and_then(|group| {
+                    group.add(child.id().unwrap_or_default())?;
+                    Ok(group)
+                });
+            match group {
+                Ok(group) => Some(group),
+                Err(e) => {
+                    if !CPU_UNAVAILABLE_SAID.swap(true, Ordering::Relaxed) {
+                        console.info(&e.to_string());
+                    }
+                    None
+                }
+            }
+        });
+        // Both streams carry the emulator's lines; its REPORT is printed again with the real
+        // figures (see [`crate::invocations`]) and kept for the console.
+        let reporter = Arc::new(Reporter::new(label, launch.memory_mb, child.id()));
+        let streams: [Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>; 2] = [
+            child.stdout.take().map(|s| Box::new(s) as _),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ];
+        for stream in streams.into_iter().flatten() {
+            let (console, label) = (console.clone(), label.clone());
+            let (reporter, journal) = (reporter.clone(), self.journal.clone());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let Some(reported) = reporter.read(&line) else {
+                        console.function_line(&label, &line);
+                        continue;
+                    };
+                    for invocation in reported {
+                        console.function_line(&label, &invocation.report_line());
+                        journal.report(invocation);
+                    }
+                }
+            });
+        }
+        Ok(Environment {
+            child,
+            cpu,
+            port,
+            reporter,
+        })
+    }
+
+    /// Starts a new environment in place of one whose emulator has exited. aws-lambda-rie itself
+    /// can die — it panics when a runtime is killed at some moments of its start — and then every
+    /// later invocation of that environment would fail; Lambda would give the next invocation a
+    /// new environment, and so does this.
+    fn replace_if_gone(&self, index: usize) {
+        let gone = self.envs[index]
+            .lock()
+            .ok()
+            .and_then(|mut env| Some(env.as_mut()?.child.try_wait().ok()?.is_some()))
+            .unwrap_or(false);
+        if !gone {
+            return;
+        }
+        self.console.error(&format!(
+            "{}: aws-lambda-rie exited; starting a new environment",
+            self.labels[index]
+        ));
+        match self.spawn(index) {
+            Ok(new) => {
+                let old = self.envs[index]
+                    .lock()
+                    .ok()
+                    .and_then(|mut env| env.replace(new));
+                if let Some(old) = old {
+                    stop_environment(old);
+                }
+            }
+            Err(e) => self.console.error(&e.to_string()),
+        }
+    }
+
+    /// Replaces every environment with a new one, which runs the binary as it is now (after a
+    /// rebuild): waits until no invocation is under way and holds new ones back meanwhile, so
+    /// none fails — they wait for the new environments, whose first invocation is a cold start.
+    pub async fn recycle(&self) -> Result<(), RieError> {
+        let all = u32::try_from(self.envs.len()).unwrap_or(u32::MAX);
+        let _every_slot = self
+            .slots
+            .acquire_many(all)
+            .await
+            .map_err(|e| RieError::Invoke {
+                function: self.name.clone(),
+                message: e.to_string(),
+            })?;
+        for index in 0..self.envs.len() {
+            let old = self.envs[index].lock().ok().and_then(|mut env| env.take());
+            if let Some(old) = old {
+                stop_environment(old);
+            }
+            let new = self.spawn(index)?;
+            if let Ok(mut env) = self.envs[index].lock() {
+                *env = Some(new);
+            }
+        }
+        Ok(())
     }
 
     pub fn name(&self) -> &str {
@@ -317,8 +391,13 @@ impl FunctionPool {
             .ok_or_else(|| fail("no free environment".into()))?;
         let before = self.env_throttling(index);
         let (started, clock) = (chrono::Utc::now(), std::time::Instant::now());
-        let starts = self.reporters[index].starts();
-        let post = self.post(self.ports[index], event, trace);
+        let (port, reporter) = self.envs[index]
+            .lock()
+            .ok()
+            .and_then(|env| env.as_ref().map(|e| (e.port, e.reporter.clone())))
+            .ok_or_else(|| fail("the environment was stopped".into()))?;
+        let starts = reporter.starts();
+        let post = self.post(port, event, trace);
         let result = match self.fault() {
             Some(Fault::KillRuntime { within_ms }) => {
                 // A random moment of the invocation; one that ended sooner loses its environment's
@@ -351,9 +430,12 @@ impl FunctionPool {
             }
         }
         let wall_ms = clock.elapsed().as_secs_f64() * 1000.0;
-        let request_id = self.reporters[index]
+        let request_id = reporter
             .request_id_after(starts, Duration::from_millis(200))
             .await;
+        if result.is_err() {
+            self.replace_if_gone(index);
+        }
         if let Ok(mut free) = self.free.lock() {
             free.push(index);
         }
@@ -471,20 +553,22 @@ impl FunctionPool {
     /// Stops every environment and the runtime processes under it.
     pub fn stop(&self) {
         for env in &self.envs {
-            if let Ok(mut env) = env.lock()
-                && let Some(mut env) = env.take()
-            {
-                if let Some(pid) = env.child.id() {
-                    // The emulator and the runtime it started share a process group.
-                    // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
-                    unsafe {
-                        libc::kill(-(pid as i32), libc::SIGKILL);
-                    }
-                }
-                let _ = env.child.start_kill();
+            if let Some(env) = env.lock().ok().and_then(|mut env| env.take()) {
+                stop_environment(env);
             }
         }
     }
+}
+
+/// Kills an environment's emulator and the runtime it started (they share a process group).
+fn stop_environment(mut env: Environment) {
+    if let Some(pid) = env.child.id() {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+    let _ = env.child.start_kill();
 }
 
 impl Drop for FunctionPool {
