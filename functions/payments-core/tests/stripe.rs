@@ -28,6 +28,19 @@ fn authorize<'a>(order: &'a str, payment_method: &'a str, key: &'a str) -> Autho
     }
 }
 
+/// The order's total authorized with the test card: its charge id.
+async fn authorized(stripe: &Stripe, order: &str) -> String {
+    let key = format!("{order}:authorize");
+    match stripe
+        .authorize(&authorize(order, "tok_visa", &key))
+        .await
+        .unwrap()
+    {
+        Authorization::Authorized { charge_id } => charge_id,
+        declined => panic!("tok_visa is authorized, not {declined:?}"),
+    }
+}
+
 #[tokio::test]
 async fn an_authorization_is_captured_once_and_found_by_its_order() {
     let stripe = stripe();
@@ -84,17 +97,7 @@ async fn a_look_up_reads_only_the_charges_made_since_the_order() {
     let stripe = stripe();
     let order = order();
     let before = chrono::Utc::now() - chrono::TimeDelta::seconds(2);
-    let Authorization::Authorized { charge_id } = stripe
-        .authorize(&authorize(
-            &order,
-            "tok_visa",
-            &format!("{order}:authorize"),
-        ))
-        .await
-        .unwrap()
-    else {
-        panic!("authorized");
-    };
+    let charge_id = authorized(&stripe, &order).await;
     let found = stripe.find(&order, Some(before)).await.unwrap();
     assert_eq!(found.map(|c| c.charge_id), Some(charge_id));
     // A charge older than the window is not the order's (the order came after it): the look-up
@@ -107,17 +110,7 @@ async fn a_look_up_reads_only_the_charges_made_since_the_order() {
 async fn a_voided_authorization_is_released() {
     let stripe = stripe();
     let order = order();
-    let Authorization::Authorized { charge_id } = stripe
-        .authorize(&authorize(
-            &order,
-            "tok_visa",
-            &format!("{order}:authorize"),
-        ))
-        .await
-        .unwrap()
-    else {
-        panic!("authorized");
-    };
+    let charge_id = authorized(&stripe, &order).await;
     stripe
         .void(&charge_id, &format!("{order}:void"))
         .await

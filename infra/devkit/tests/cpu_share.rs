@@ -2,17 +2,15 @@
 //! one CPU cgroup with that share of a core, and the group is gone once the environment stops.
 //! (The share itself is measured in `devkit::cpu`'s own test.)
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod hello;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use devkit::console::Console;
-use devkit::rie::{FunctionLaunch, FunctionPool, default_emulator};
+use devkit::rie::{FunctionPool, default_emulator};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use hello::root;
 
 /// The CPU cgroup a process is in (v1 `cpu` or v2 unified), as /proc says.
 fn cpu_group(pid: u32) -> Option<String> {
@@ -46,20 +44,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 #[tokio::test]
 async fn an_environment_at_128_mb_runs_emulator_and_runtime_in_its_cpu_group() {
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "-p", "bench-floor"])
-        .current_dir(root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success());
-    let launch = FunctionLaunch {
-        name: format!("cpu-share-{}", std::process::id()),
-        binary: root().join("target/debug/hello-floor"),
-        env: BTreeMap::new(),
-        timeout_secs: 10,
-        memory_mb: 128,
-        cpu_share_mb: Some(128),
-    };
+    let launch = hello::launch("cpu-share", Some(128));
     let console = Arc::new(Console::recording());
     let pool = FunctionPool::start(&launch, &default_emulator(&root()), 1, &console).unwrap();
     // WHEN it serves an invocation (the runtime starts then, the emulator's child)

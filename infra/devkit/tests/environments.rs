@@ -2,35 +2,22 @@
 //! (the invocation it failed stays failed, the next one is served), and `recycle` gives every
 //! environment a new emulator and runtime without failing an invocation under way.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
+mod hello;
+
 use std::sync::Arc;
 
 use devkit::console::Console;
-use devkit::rie::{FunctionLaunch, FunctionPool, default_emulator};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use devkit::rie::{FunctionPool, default_emulator};
 
 fn hello_pool(name: &str) -> Arc<FunctionPool> {
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "-p", "bench-floor"])
-        .current_dir(root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success());
-    let launch = FunctionLaunch {
-        name: format!("{name}-{}", std::process::id()),
-        binary: root().join("target/debug/hello-floor"),
-        env: BTreeMap::new(),
-        timeout_secs: 10,
-        memory_mb: 128,
-        cpu_share_mb: None,
-    };
     let console = Arc::new(Console::recording());
-    FunctionPool::start(&launch, &default_emulator(&root()), 1, &console).unwrap()
+    FunctionPool::start(
+        &hello::launch(name, None),
+        &default_emulator(&hello::root()),
+        1,
+        &console,
+    )
+    .unwrap()
 }
 
 #[tokio::test]

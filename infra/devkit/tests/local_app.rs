@@ -109,6 +109,19 @@ impl RunningApp {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        // The console comes up just after the API, and says where it is.
+        let said = format!("the console is on http://127.0.0.1:{console}");
+        eventually(
+            "make dev saying where its console is",
+            Duration::from_secs(10),
+            || async {
+                std::fs::read_to_string(&log_path)
+                    .unwrap()
+                    .contains(&said)
+                    .then_some(())
+            },
+        )
+        .await;
         (dev, http, log_path)
     }
 
@@ -506,20 +519,8 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 async fn the_console_follows_an_order_and_redrives_its_dead_letter() {
     require_emulators();
     let _guard = ONE_AT_A_TIME.lock().await;
-    // GIVEN make dev, whose console says where it is
-    let (dev, http, log_path) = RunningApp::start("devconsole").await;
-    let said = format!("the console is on http://127.0.0.1:{}", dev.console);
-    eventually(
-        "make dev saying where the console is",
-        Duration::from_secs(10),
-        || async {
-            std::fs::read_to_string(&log_path)
-                .unwrap()
-                .contains(&said)
-                .then_some(())
-        },
-    )
-    .await;
+    // GIVEN make dev, whose console said where it is
+    let (dev, http, _log) = RunningApp::start("devconsole").await;
     let console = Http(
         Client::builder(TokioExecutor::new()).build_http(),
         dev.console,
@@ -686,19 +687,7 @@ async fn the_console_works_in_a_browser() {
     );
     let _guard = ONE_AT_A_TIME.lock().await;
     // GIVEN make dev and its console
-    let (dev, http, log_path) = RunningApp::start("devbrowser").await;
-    let said = format!("the console is on http://127.0.0.1:{}", dev.console);
-    eventually(
-        "make dev saying where the console is",
-        Duration::from_secs(10),
-        || async {
-            std::fs::read_to_string(&log_path)
-                .unwrap()
-                .contains(&said)
-                .then_some(())
-        },
-    )
-    .await;
+    let (dev, http, _log) = RunningApp::start("devbrowser").await;
     // WHEN headless Chromium flips a fault switch, follows an order's live timeline, sees the
     // fault, redrives the dead letter and watches the order complete (console_browser.py)
     let screenshot = root().join("target/console-timeline.png");
