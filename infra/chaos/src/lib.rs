@@ -344,7 +344,7 @@ async fn drive(
         if paced.elapsed() >= Duration::from_secs(1) {
             paced = Instant::now();
             // A failed read (DynamoDB Local away, say) changes nothing.
-            if let Ok(depths) = queue_depths(app, &sqs, &["ApproximateNumberOfMessages"]).await {
+            if let Ok(depths) = queue_depths(app, &sqs, |d| d.visible).await {
                 let backlog: u64 = depths.values().sum();
                 hold.store(backlog > config.max_backlog, Ordering::Relaxed);
             }
@@ -455,7 +455,7 @@ async fn drive(
     let drain_started = Instant::now();
     loop {
         // The queues first: while they hold work, reading every table would only slow it down.
-        let busy = queue_depths(app, &sqs, &DEPTH)
+        let busy = queue_depths(app, &sqs, devkit::queues::Depth::total)
             .await?
             .values()
             .any(|d| *d > 0);
@@ -563,7 +563,7 @@ async fn observe(
                 .insert(queue.to_owned(), drain_queue(sqs, url).await?);
         }
     }
-    observed.queue_depths = queue_depths(app, sqs, &DEPTH).await?;
+    observed.queue_depths = queue_depths(app, sqs, devkit::queues::Depth::total).await?;
     if dead_letters {
         observed.charges = charges().await?;
     }
@@ -581,40 +581,19 @@ fn is_dead_letter(queue: &str) -> bool {
     queue.contains("DeadLetter") || queue == "RelayFailureQueue"
 }
 
-/// Every message a queue holds: waiting, in flight or delayed.
-const DEPTH: [&str; 3] = [
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-];
-
-/// The sum of these attributes of each queue that feeds a function.
+/// How many messages wait in each queue that feeds a function: `count` picks what is counted of
+/// each queue's depth.
 async fn queue_depths(
     app: &LocalApp,
     sqs: &aws_sdk_sqs::Client,
-    counts: &[&str],
+    count: fn(&devkit::queues::Depth) -> u64,
 ) -> Result<BTreeMap<String, u64>, ChaosError> {
     let mut depths = BTreeMap::new();
     for (queue, url) in queues(app).filter(|(q, _)| !is_dead_letter(q)) {
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-            .send()
+        let depth = devkit::queues::depth(sqs, url)
             .await
-            .map_err(|e| read_err(queue)(sdk(e)))?
-            .attributes
-            .unwrap_or_default();
-        let depth = counts
-            .iter()
-            .filter_map(|name| {
-                attributes
-                    .get(&aws_sdk_sqs::types::QueueAttributeName::from(*name))?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum();
-        depths.insert(queue.to_owned(), depth);
+            .map_err(|e| read_err(queue)(e.to_string()))?;
+        depths.insert(queue.to_owned(), count(&depth));
     }
     Ok(depths)
 }

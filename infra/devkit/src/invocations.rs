@@ -142,8 +142,12 @@ struct Pending {
     init_ms: Option<f64>,
     cold: Option<Invocation>,
     starts: u64,
-    last_start: Option<String>,
+    /// The latest START lines' request ids, by their number (1 = the environment's first).
+    started: std::collections::VecDeque<(u64, String)>,
 }
+
+/// How many START lines a reporter remembers (an invocation's record is written just after it).
+const STARTS_KEPT: usize = 16;
 
 impl Reporter {
     pub fn new(function: &str, memory_size_mb: u64, emulator_pid: Option<u32>) -> Self {
@@ -162,7 +166,11 @@ impl Reporter {
         let mut pending = self.pending.lock().ok()?;
         if let Some(id) = start(line) {
             pending.starts += 1;
-            pending.last_start = Some(id.to_owned());
+            let n = pending.starts;
+            if pending.started.len() == STARTS_KEPT {
+                pending.started.pop_front();
+            }
+            pending.started.push_back((n, id.to_owned()));
             return None;
         }
         if let Some(init) = init_duration(line) {
@@ -193,24 +201,26 @@ impl Reporter {
         }
         Some(done)
     }
-}
 
-impl Reporter {
     /// How many invocations the emulator has started (START lines read).
     pub fn starts(&self) -> u64 {
         self.pending.lock().map_or(0, |p| p.starts)
     }
 
-    /// The request id of the invocation started after the first `after` ones, waiting up to
-    /// `wait` for its START line (the emulator prints it before the runtime gets the event, but
-    /// another task reads it).
+    /// The request id of the invocation that started after the first `after` ones (the next
+    /// one, not the latest: others may have started since), waiting up to `wait` for its START
+    /// line (the emulator prints it before the runtime gets the event, but another task reads it).
     pub async fn request_id_after(&self, after: u64, wait: std::time::Duration) -> Option<String> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Ok(p) = self.pending.lock()
                 && p.starts > after
             {
-                return p.last_start.clone();
+                return p
+                    .started
+                    .iter()
+                    .find(|(n, _)| *n == after + 1)
+                    .map(|(_, id)| id.clone());
             }
             if tokio::time::Instant::now() >= deadline {
                 return None;
@@ -304,6 +314,12 @@ mod tests {
             Some("6b2e")
         );
         assert_eq!(reporter.request_id_after(before + 1, wait).await, None);
+        // Another invocation started since: the first one's id is still the one answered.
+        reporter.read("START RequestId: 7c3f Version: $LATEST");
+        assert_eq!(
+            reporter.request_id_after(before, wait).await.as_deref(),
+            Some("6b2e")
+        );
     }
 
     #[test]

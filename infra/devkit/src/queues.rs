@@ -51,6 +51,15 @@ pub fn dead_letter_targets(template: &Template) -> BTreeMap<String, String> {
 pub struct Depth {
     pub visible: u64,
     pub in_flight: u64,
+    /// Sent with a delay not yet over.
+    pub delayed: u64,
+}
+
+impl Depth {
+    /// Every message the queue holds, whatever its state.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
 }
 
 fn sqs_error<E: std::error::Error + 'static>(queue: &str) -> impl Fn(E) -> QueueError + '_ {
@@ -66,6 +75,7 @@ pub async fn depth(client: &Client, url: &str) -> Result<Depth, QueueError> {
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .map_err(sqs_error(url))?;
@@ -78,6 +88,7 @@ pub async fn depth(client: &Client, url: &str) -> Result<Depth, QueueError> {
     Ok(Depth {
         visible: count(&QueueAttributeName::ApproximateNumberOfMessages),
         in_flight: count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        delayed: count(&QueueAttributeName::ApproximateNumberOfMessagesDelayed),
     })
 }
 

@@ -430,20 +430,19 @@ impl FunctionPool {
             }
         }
         let wall_ms = clock.elapsed().as_secs_f64() * 1000.0;
-        let request_id = reporter
-            .request_id_after(starts, Duration::from_millis(200))
-            .await;
         if result.is_err() {
             self.replace_if_gone(index);
         }
         if let Ok(mut free) = self.free.lock() {
             free.push(index);
         }
-        self.journal.call(Call {
+        // Kept for the console off the caller's path: the START line naming the invocation may
+        // not have been read yet.
+        let call = Call {
             seq: 0,
             function: self.name.clone(),
             environment: self.labels[index].clone(),
-            request_id,
+            request_id: None,
             trace: trace.map(str::to_owned),
             started,
             wall_ms,
@@ -452,6 +451,13 @@ impl FunctionPool {
                 Ok(payload) => Ok(String::from_utf8_lossy(payload).into_owned()),
                 Err(e) => Err(e.clone()),
             },
+        };
+        let journal = self.journal.clone();
+        tokio::spawn(async move {
+            let request_id = reporter
+                .request_id_after(starts, Duration::from_millis(200))
+                .await;
+            journal.call(Call { request_id, ..call });
         });
         result.map_err(fail)
     }

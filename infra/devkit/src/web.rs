@@ -440,14 +440,21 @@ async fn replay(State(web): Shared, Form(form): Form<ReplayForm>) -> Response {
             &format!("the event is not JSON: {e}"),
         );
     }
+    let journal = web.app.console.journal();
+    let since = *journal.changes().borrow();
     let _ = pool.invoke(form.event.as_bytes()).await;
-    let newest = web
-        .app
-        .console
-        .journal()
-        .calls()
-        .into_iter()
-        .find(|c| c.function == form.function && c.event == form.event);
+    // The journal records the call a moment after it returns (once its START line is read).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let newest = loop {
+        let replayed = journal
+            .calls()
+            .into_iter()
+            .find(|c| c.seq > since && c.function == form.function && c.event == form.event);
+        if replayed.is_some() || tokio::time::Instant::now() >= deadline {
+            break replayed;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     match newest.and_then(|c| c.request_id) {
         Some(id) => Redirect::to(&format!("/invocations/{id}")).into_response(),
         None => Redirect::to(&format!("/invocations?function={}", form.function)).into_response(),
