@@ -539,7 +539,8 @@ async fn the_console_follows_an_order_and_redrives_its_dead_letter() {
     assert!(switches.contains("kill-runtime"), "{switches}");
 
     // WHEN alice orders: payments authorizes, but orders never hears of it, and after 5 receives
-    // the payment.authorized message is a dead letter
+    // the payment.authorized message is a dead letter (or shipment.created, the next event orders
+    // hears of, when order-events' cold start answered before the fault found its runtime)
     let (status, order) = http
         .call(
             "POST",
@@ -560,7 +561,13 @@ async fn the_console_follows_an_order_and_redrives_its_dead_letter() {
         },
     )
     .await;
-    assert!(queues.contains("payment.authorized"), "{queues}");
+    assert!(
+        queues.contains(&id)
+            && ["payment.authorized", "shipment.created"]
+                .iter()
+                .any(|event| queues.contains(event)),
+        "{queues}"
+    );
     // THEN the timeline shows the hops so far, the failed ones among them
     let (_, hops) = console.page(&format!("/orders/{id}/hops")).await;
     for hop in [
