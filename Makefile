@@ -8,8 +8,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 export SAM_CLI_TELEMETRY := 0
 
-# PROFILE=release (default) or debug: how the functions and devkit are built for dev/invoke/token.
-PROFILE ?= release
+# PROFILE=debug (default: the first build and each reload on save are fastest) or release: how the
+# functions and devkit are built for dev/invoke/token. make package, bench and chaos build release.
+PROFILE ?= debug
 BIN_DIR := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 PORT ?= 3000
@@ -28,15 +29,16 @@ DEVKIT = $(BIN_DIR)/devkit --bin-dir $(BIN_DIR) $(foreach p,$(PARAMS),--paramete
 SUB ?= alice
 SCOPES ?= orders:write orders:read
 
-.PHONY: help bootstrap build lint test dev token invoke package bench chaos fmt clean
+.PHONY: help bootstrap build lint test dev token invoke package bench bench-dev chaos fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-bootstrap: ## Install the emulators and Python tools (idempotent, into git-ignored folders)
+bootstrap: ## Install what make dev needs: emulators, aws-lambda-rie, moto (idempotent, into git-ignored folders)
 	@infra/bootstrap.sh
 
-lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint, checkov
+lint: ## cargo fmt --check, clippy -D warnings, cfn-lint, sam validate --lint, checkov
+	@infra/bootstrap.sh --lint
 	cargo fmt --all -- --check --color never
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cfn-lint template.yaml
@@ -47,8 +49,8 @@ test: lint ## Lint, then every test, with DynamoDB Local started on a free port
 	@infra/bootstrap.sh --bench --browser
 	infra/with-emulators.sh cargo test --workspace --locked --no-fail-fast
 
-build: ## Build every function and devkit (PROFILE=release|debug)
-	@cargo build --workspace --locked $(CARGO_PROFILE)
+build: ## Build every function and devkit, not the bench or chaos tools (PROFILE=debug|release)
+	@cargo build --workspace --exclude bench --exclude bench-floor --exclude chaos --locked $(CARGO_PROFILE)
 
 dev: bootstrap build ## The whole app on http://127.0.0.1:$(PORT): emulators, functions under aws-lambda-rie, API, triggers
 	@infra/with-emulators.sh $(DEVKIT) --prefix $(DEV_PREFIX) dev --port $(PORT) --cpu-share $(CPU_SHARE) --chaos-port $(CHAOS_PORT) --console-port $(CONSOLE_PORT)
@@ -60,7 +62,8 @@ invoke: bootstrap build ## Run one function's binary with an event: make invoke 
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
 	@infra/with-emulators.sh $(DEVKIT) --prefix "invoke-$$RANDOM$$RANDOM" invoke --function "$(FN)" --event "$(EVENT)"
 
-package: bootstrap ## sam build (arm64, cargo-lambda + zig) and each bootstrap's zipped size
+package: ## sam build (arm64, cargo-lambda + zig) and each bootstrap's zipped size
+	@infra/bootstrap.sh --package
 	PATH="$(CURDIR)/.tools/sam/bin:$$PATH" .tools/sam/bin/sam build
 	python3 infra/package-sizes.py .aws-sam/build
 
@@ -73,6 +76,9 @@ bench: package ## Cold start, warm latency/throughput, event latency, size and c
 	@cargo build --workspace --locked --release
 	@baseline=$$(infra/bench/build-baseline.sh "$(BASE)"); \
 	  infra/with-emulators.sh target/release/bench --root . $${baseline:+--baseline "$$baseline"} $(BENCH_ARGS)
+
+bench-dev: ## A fresh clone's first make dev to its first 201, then a reload on save → BENCHMARKS.md's Developer loop
+	@infra/bench/dev-loop.sh
 
 # CHAOS_ARGS: say `--orders 1000 --users 200` for a shorter run (see target/release/chaos --help).
 CHAOS_ARGS ?=

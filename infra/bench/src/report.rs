@@ -467,7 +467,20 @@ pub fn write(
     write_cost(&mut md, root, results);
     write_power(&mut md, root, results);
     write_noise(&mut md, &ctx);
+    let previous = std::fs::read_to_string(root.join(out)).unwrap_or_default();
+    if let Some(section) = developer_loop(&previous) {
+        let _ = writeln!(md, "\n{}", section.trim_end());
+    }
     std::fs::write(root.join(out), md)
+}
+
+/// The "Developer loop" section of a report, which `make bench-dev` (infra/bench/dev-loop.sh)
+/// measures on a fresh clone and writes; `make bench` keeps it as it is.
+fn developer_loop(report: &str) -> Option<&str> {
+    let start = report.find("\n## Developer loop\n")? + 1;
+    let rest = &report[start..];
+    let end = rest[1..].find("\n## ").map_or(rest.len(), |i| i + 2);
+    Some(&rest[..end])
 }
 
 fn write_header(md: &mut String, root: &Path, how: &str) {
@@ -1065,4 +1078,24 @@ fn svg(warm: &[WarmRun], concurrencies: &[usize]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::developer_loop;
+
+    #[test]
+    fn make_bench_keeps_the_developer_loop_section_wherever_it_is() {
+        let last = "# Benchmarks\n\n## Noise\n\nquiet\n\n## Developer loop\n\n| a | b |\n";
+        assert_eq!(
+            developer_loop(last),
+            Some("## Developer loop\n\n| a | b |\n")
+        );
+        let middle = "# Benchmarks\n\n## Developer loop\n\nfast\n\n## Noise\n\nquiet\n";
+        assert_eq!(
+            developer_loop(middle),
+            Some("## Developer loop\n\nfast\n\n")
+        );
+        assert_eq!(developer_loop("# Benchmarks\n\n## Noise\n"), None);
+    }
 }

@@ -16,10 +16,10 @@ struct Cli {
     /// The repository root.
     #[arg(long, global = true, default_value_os_t = default_root())]
     root: PathBuf,
-    /// Where the function binaries are (default: target/release under the root).
+    /// Where the function binaries are (default: the folder this devkit was built into).
     #[arg(long, global = true)]
     bin_dir: Option<PathBuf>,
-    /// The aws-lambda-rie binary (default: the one in .tools/sam, from the aws-sam-cli wheel).
+    /// The aws-lambda-rie binary (default: .tools/rie's, taken from the aws-sam-cli wheel).
     #[arg(long, global = true)]
     emulator: Option<PathBuf>,
     /// Prefix of the local table and queue names.
@@ -93,7 +93,7 @@ fn options(
         bin_dir: cli
             .bin_dir
             .clone()
-            .unwrap_or_else(|| cli.root.join("target/release")),
+            .unwrap_or_else(|| built_beside(&cli.root)),
         emulator: cli
             .emulator
             .clone()
@@ -170,6 +170,15 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The profile folder devkit itself was built into (the functions are built beside it), or
+/// target/release under the root when that cannot be told.
+fn built_beside(root: &std::path::Path) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| root.join("target/release"))
 }
 
 #[cfg(test)]

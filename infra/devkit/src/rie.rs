@@ -103,21 +103,14 @@ fn free_port() -> std::io::Result<u16> {
     }
 }
 
-/// The emulator shipped in the aws-sam-cli wheel, as infra/bootstrap.sh installs it.
+/// The emulator shipped in the aws-sam-cli wheel, as infra/bootstrap.sh extracts it into .tools/rie.
 pub fn default_emulator(root: &Path) -> PathBuf {
     let arch = if cfg!(target_arch = "aarch64") {
         "arm64"
     } else {
         "x86_64"
     };
-    let lib = root.join(".tools/sam/lib");
-    let python = std::fs::read_dir(&lib)
-        .ok()
-        .and_then(|mut dirs| dirs.find_map(|d| d.ok().map(|d| d.path())))
-        .unwrap_or(lib);
-    python.join(format!(
-        "site-packages/samcli/local/rapid/aws-lambda-rie-{arch}"
-    ))
+    root.join(format!(".tools/rie/aws-lambda-rie-{arch}"))
 }
 
 /// The emulator is killed when the process that started it dies, even by SIGKILL (which runs no
