@@ -49,8 +49,8 @@ test: lint ## Lint, then every test, with DynamoDB Local started on a free port
 	@infra/bootstrap.sh --bench --browser
 	infra/with-emulators.sh cargo test --workspace --locked --no-fail-fast
 
-build: ## Build every function and devkit, not the bench or chaos tools (PROFILE=debug|release)
-	@cargo build --workspace --exclude bench --exclude bench-floor --exclude chaos --locked $(CARGO_PROFILE)
+build: ## Build every function and devkit (the default members), not the bench or chaos tools (PROFILE=debug|release)
+	@cargo build --locked $(CARGO_PROFILE)
 
 dev: bootstrap build ## The whole app on http://127.0.0.1:$(PORT): emulators, functions under aws-lambda-rie, API, triggers
 	@infra/with-emulators.sh $(DEVKIT) --prefix $(DEV_PREFIX) dev --port $(PORT) --cpu-share $(CPU_SHARE) --chaos-port $(CHAOS_PORT) --console-port $(CONSOLE_PORT)

@@ -1,5 +1,7 @@
 //! Reload on save: `make dev` watches `functions/` (every function and the shared crates). A save
-//! rebuilds the functions' binaries — cargo rebuilds only what the change reaches — and the
+//! rebuilds what `make dev` built (`cargo build`: the workspace's default members, the functions
+//! and devkit — the same packages, so the same features of every dependency, and cargo rebuilds
+//! only what the change reaches) and the
 //! functions whose binary changed get new environments (`FunctionPool::recycle`); the emulators,
 //! their tables and queued messages stay as they were. A request that arrives meanwhile is served
 //! by the old build or waits for the new one; a build that fails leaves the old one serving.
@@ -42,14 +44,13 @@ pub struct Build {
 }
 
 impl Build {
-    fn command(&self, packages: &[&str]) -> tokio::process::Command {
+    /// `make build`'s command. Naming only the functions (`-p`) would select other features of
+    /// the shared dependencies than devkit's build did, and build the AWS SDK again (minutes).
+    fn command(&self) -> tokio::process::Command {
         let mut cargo = tokio::process::Command::new("cargo");
-        cargo.arg("build").arg("--locked").arg("--bins");
+        cargo.arg("build").arg("--locked");
         if self.bin_dir.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
-        }
-        for package in packages {
-            cargo.arg("-p").arg(package);
         }
         if let Some(target) = self.bin_dir.parent() {
             cargo.env("CARGO_TARGET_DIR", target);
@@ -76,8 +77,7 @@ pub async fn reload(build: &Build, pools: &[Arc<FunctionPool>]) -> Reloaded {
         .iter()
         .map(|p| (p.name().to_owned(), stamp(&binary(p))))
         .collect();
-    let packages: Vec<&str> = pools.iter().map(|p| p.name()).collect();
-    let output = match build.command(&packages).output().await {
+    let output = match build.command().output().await {
         Ok(output) => output,
         Err(e) => {
             return Reloaded::Failed {
@@ -197,7 +197,7 @@ mod tests {
             bin_dir: PathBuf::from(bin_dir),
         };
         let args = |b: Build| {
-            let command = b.command(&["create-order"]);
+            let command = b.command();
             let std = command.as_std();
             let args: Vec<String> = std
                 .get_args()
@@ -214,6 +214,6 @@ mod tests {
         assert_eq!(target.as_deref(), Some("/w/target"));
         let (debug, _) = args(build("/tmp/t/debug"));
         assert!(!debug.contains(&"--release".to_owned()), "{debug:?}");
-        assert!(debug.ends_with(&["-p".to_owned(), "create-order".to_owned()]));
+        assert_eq!(debug, ["build", "--locked"], "make build's selection");
     }
 }
