@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::journal::{Exchange, Journal};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -36,6 +37,20 @@ pub enum Service {
     Payments,
     /// The local Lambda layer: an operation is a function (its binary's name, `create-order`).
     Lambda,
+}
+
+impl Service {
+    /// As the switches name it (`dynamodb`, `secrets-manager`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dynamodb => "dynamodb",
+            Self::Sqs => "sqs",
+            Self::Sns => "sns",
+            Self::SecretsManager => "secrets-manager",
+            Self::Payments => "payments",
+            Self::Lambda => "lambda",
+        }
+    }
 }
 
 /// One fault, as the service would produce it.
@@ -433,16 +448,29 @@ pub struct FaultProxy {
     upstream: String,
     chaos: Arc<Chaos>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Where each request and its answer are kept for the console, when there is one.
+    journal: Option<Arc<Journal>>,
 }
 
 impl FaultProxy {
     /// A proxy for `service` forwarding to `upstream` (`http://127.0.0.1:8000`).
     pub fn new(service: Service, upstream: &str, chaos: Arc<Chaos>) -> Arc<Self> {
+        Self::recorded(service, upstream, chaos, None)
+    }
+
+    /// The same, keeping every request it passes (and its answer) in `journal`.
+    pub fn recorded(
+        service: Service,
+        upstream: &str,
+        chaos: Arc<Chaos>,
+        journal: Option<Arc<Journal>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             service,
             upstream: upstream.trim_end_matches('/').to_owned(),
             chaos,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            journal,
         })
     }
 
@@ -459,6 +487,61 @@ impl FaultProxy {
         let head = Request::from_parts(parts, ());
         let operation = operation(self.service, &head, &body);
         let fault = self.chaos.pick(self.service, &operation);
+        let Some(journal) = &self.journal else {
+            return self.pass(head, body, &operation, fault).await;
+        };
+        let trace = head
+            .headers()
+            .get("x-amzn-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let (started, clock) = (chrono::Utc::now(), std::time::Instant::now());
+        let request = Exchange::body(&body);
+        let fired = fault.as_ref().map(|f| f.name().to_owned());
+        let result = self.pass(head, body, &operation, fault).await;
+        let (result, answer, response) = match result {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let kept = (Ok(parts.status.as_u16()), Exchange::body(&bytes));
+                (
+                    Ok(Response::from_parts(parts, Full::new(bytes))),
+                    kept.0,
+                    kept.1,
+                )
+            }
+            Err(dropped) => {
+                let why = dropped.to_string();
+                (Err(dropped), Err(why), String::new())
+            }
+        };
+        journal.exchange(Exchange {
+            seq: 0,
+            service: self.service.name().to_owned(),
+            operation,
+            trace,
+            started,
+            ms: clock.elapsed().as_secs_f64() * 1000.0,
+            answer,
+            fault: fired,
+            request,
+            response,
+        });
+        result
+    }
+
+    /// The request to the emulator, or the fault instead.
+    async fn pass(
+        &self,
+        head: Request<()>,
+        body: Bytes,
+        operation: &str,
+        fault: Option<Fault>,
+    ) -> Result<Response<Full<Bytes>>, Dropped> {
         match &fault {
             Some(Fault::Latency { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
             Some(Fault::Hang) => {
@@ -467,7 +550,7 @@ impl FaultProxy {
                 return Err(Dropped::Hung);
             }
             Some(fault) => {
-                if let Some(response) = answer(self.service, &operation, fault, &body) {
+                if let Some(response) = answer(self.service, operation, fault, &body) {
                     return Ok(response);
                 }
             }
@@ -529,8 +612,12 @@ pub struct Proxies {
 }
 
 impl Proxies {
-    /// Starts a proxy for each of [`PROXIED`] that `env` points at a plain-HTTP emulator.
-    pub async fn start(env: &BTreeMap<String, String>) -> std::io::Result<Self> {
+    /// Starts a proxy for each of [`PROXIED`] that `env` points at a plain-HTTP emulator, each
+    /// keeping what it passes in `journal` when one is given.
+    pub async fn start(
+        env: &BTreeMap<String, String>,
+        journal: Option<Arc<Journal>>,
+    ) -> std::io::Result<Self> {
         let chaos = Arc::new(Chaos::default());
         let mut endpoints = BTreeMap::new();
         let mut stops = Vec::new();
@@ -538,8 +625,8 @@ impl Proxies {
             let Some(upstream) = env.get(var).filter(|u| u.starts_with("http://")) else {
                 continue;
             };
-            let (url, stop) =
-                serve_proxy(FaultProxy::new(service, upstream, chaos.clone())).await?;
+            let proxy = FaultProxy::recorded(service, upstream, chaos.clone(), journal.clone());
+            let (url, stop) = serve_proxy(proxy).await?;
             endpoints.insert(var.to_owned(), url);
             stops.push(stop);
         }

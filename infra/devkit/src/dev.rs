@@ -212,7 +212,9 @@ pub async fn prepare(options: &DevOptions, console: &Console) -> Result<Prepared
     // The functions reach the emulators through the fault proxies, by the same variables.
     let proxies = match options.chaos_port {
         Some(_) => {
-            let proxies = crate::chaos::Proxies::start(&passed)
+            // With a console, every request the functions make is kept for its timeline.
+            let journal = options.console_port.map(|_| console.journal().clone());
+            let proxies = crate::chaos::Proxies::start(&passed, journal)
                 .await
                 .map_err(|e| DevError::Setup(format!("cannot start the fault proxies: {e}")))?;
             passed.extend(proxies.endpoints.clone());

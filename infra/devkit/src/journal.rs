@@ -1,7 +1,8 @@
 //! What the local app did, kept for the console (`devkit::web`): every invocation as it was called
-//! (the event, the answer, the trace), its REPORT with the real figures, and the functions' log
-//! lines — each bounded, the oldest dropped first. An order's timeline is read from here: the calls
-//! whose event or answer names the order, and the calls whose log lines do.
+//! (the event, the answer, the trace), its REPORT with the real figures, the functions' log lines,
+//! and the requests they made to the emulators (as the fault proxies passed them) — each bounded,
+//! the oldest dropped first. An order's timeline is read from here: the calls whose event or answer
+//! names the order, and the calls whose log lines do, each with the requests it made.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -15,6 +16,9 @@ use crate::invocations::Invocation;
 const CALLS: usize = 5_000;
 const REPORTS: usize = 5_000;
 const LOG_LINES: usize = 20_000;
+const EXCHANGES: usize = 5_000;
+/// The most of a request's or an answer's body kept.
+const BODY_KEPT: usize = 8 * 1024;
 
 /// One invocation as the local Lambda layer made it.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,12 +183,67 @@ impl LogLine {
     }
 }
 
+/// One request a function made to an emulator (DynamoDB, SQS, SNS, Secrets Manager, the payment
+/// provider), as its fault proxy passed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub seq: u64,
+    /// `dynamodb`, `payments`, … (the fault switches' names).
+    pub service: String,
+    /// In the service's own terms: `TransactWriteItems`, `POST /v1/charges/{id}/capture`.
+    pub operation: String,
+    /// The `X-Amzn-Trace-Id` the request carried: the AWS SDK sends its invocation's trace header.
+    pub trace: Option<String>,
+    pub started: DateTime<Utc>,
+    pub ms: f64,
+    /// The status the function got, or why it got none (a fault that hung or dropped it).
+    pub answer: Result<u16, String>,
+    /// The fault switch that fired on it, if one did.
+    pub fault: Option<String>,
+    /// The bodies, cut to 8 KiB.
+    pub request: String,
+    pub response: String,
+}
+
+impl Exchange {
+    /// A body as the journal keeps it: text, cut to 8 KiB on a character boundary.
+    pub fn body(bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(BODY_KEPT)]);
+        text.trim_end_matches('\u{fffd}').to_owned()
+    }
+
+    /// `ok` for a 2xx, else `error`.
+    pub fn status(&self) -> &'static str {
+        match self.answer {
+            Ok(status) if (200..300).contains(&status) => "ok",
+            _ => "error",
+        }
+    }
+
+    fn mentions(&self, text: &str) -> bool {
+        self.request.contains(text) || self.response.contains(text)
+    }
+
+    /// Made while `call` ran.
+    fn during(&self, call: &Call) -> bool {
+        let to = call.started + chrono::Duration::microseconds((call.wall_ms * 1000.0) as i64);
+        self.started >= call.started && self.started <= to
+    }
+
+    /// Made by `call`: while it ran, with its trace header (the window tells apart the retries of
+    /// one queue message, which carry the same header).
+    fn traced_to(&self, call: &Call) -> bool {
+        self.trace.is_some() && self.trace == call.trace && self.during(call)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Kept {
     seq: u64,
     calls: VecDeque<Call>,
     reports: VecDeque<Invocation>,
     logs: VecDeque<LogLine>,
+    exchanges: VecDeque<Exchange>,
 }
 
 fn keep<T>(list: &mut VecDeque<T>, item: T, most: usize) {
@@ -194,12 +253,14 @@ fn keep<T>(list: &mut VecDeque<T>, item: T, most: usize) {
     list.push_back(item);
 }
 
-/// One hop of an order's timeline: an invocation, with its figures and its log lines.
+/// One hop of an order's timeline: an invocation, with its figures, its log lines and the
+/// requests it made to the emulators.
 #[derive(Debug, Clone)]
 pub struct Hop {
     pub call: Call,
     pub report: Option<Invocation>,
     pub logs: Vec<LogLine>,
+    pub exchanges: Vec<Exchange>,
 }
 
 /// The local app's journal. Cheap to share (`Arc`); every change bumps [`Journal::changes`].
@@ -254,6 +315,13 @@ impl Journal {
         });
     }
 
+    pub fn exchange(&self, mut exchange: Exchange) {
+        self.with(|kept| {
+            exchange.seq = kept.seq;
+            keep(&mut kept.exchanges, exchange, EXCHANGES);
+        });
+    }
+
     /// The calls kept, newest first.
     pub fn calls(&self) -> Vec<Call> {
         self.read(|kept| kept.calls.iter().rev().cloned().collect())
@@ -299,15 +367,37 @@ impl Journal {
                 .filter(|c| named(c))
                 .filter_map(Call::trace_root)
                 .collect();
-            kept.calls
+            let mut hops: Vec<Hop> = kept
+                .calls
                 .iter()
                 .filter(|c| named(c) || c.trace_root().is_some_and(|t| traces.contains(&t)))
                 .map(|call| hop_of(kept, call))
-                .collect()
+                .collect();
+            // A request no invocation's header claims (the payment provider's client sends none)
+            // that names the order: the latest of these invocations running then made it.
+            for exchange in &kept.exchanges {
+                if !exchange.mentions(order_id) || hops.iter().any(|h| exchange.traced_to(&h.call))
+                {
+                    continue;
+                }
+                if let Some(hop) = hops
+                    .iter_mut()
+                    .filter(|h| exchange.during(&h.call))
+                    .max_by_key(|h| h.call.started)
+                {
+                    hop.exchanges.push(exchange.clone());
+                }
+            }
+            for hop in &mut hops {
+                hop.exchanges.sort_by_key(|e| e.seq);
+            }
+            hops
         })
     }
 }
 
+/// An invocation with what belongs to it: its report, its log lines, the requests that carried its
+/// trace header.
 fn hop_of(kept: &Kept, call: &Call) -> Hop {
     let id = call.request_id.as_deref();
     Hop {
@@ -328,6 +418,12 @@ fn hop_of(kept: &Kept, call: &Call) -> Hop {
                     .collect()
             })
             .unwrap_or_default(),
+        exchanges: kept
+            .exchanges
+            .iter()
+            .filter(|e| e.traced_to(call))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -412,6 +508,84 @@ mod tests {
         assert_eq!(hops[1].call.trigger(), Trigger::Stream { records: 1 });
         assert_eq!(hops[1].logs.len(), 1);
         assert!(journal.timeline("o-3").is_empty());
+    }
+
+    fn exchange(operation: &str, trace: Option<&str>, at: DateTime<Utc>, body: &str) -> Exchange {
+        Exchange {
+            seq: 0,
+            service: "dynamodb".into(),
+            operation: operation.into(),
+            trace: trace.map(str::to_owned),
+            started: at,
+            ms: 1.0,
+            answer: Ok(200),
+            fault: None,
+            request: body.into(),
+            response: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_hop_holds_the_requests_its_invocation_made() {
+        let journal = Journal::default();
+        let mut relay = call("r1", None, serde_json::json!({"orderId": "o-1"}), "{}");
+        relay.started -= chrono::Duration::seconds(1);
+        relay.wall_ms = 1_050.0;
+        let mut consumer = call(
+            "r2",
+            Some("Root=1-a-b;Parent=c"),
+            serde_json::json!({"orderId": "o-1"}),
+            "{}",
+        );
+        consumer.wall_ms = 50.0;
+        let during = |c: &Call| c.started + chrono::Duration::milliseconds(10);
+        // The consumer's SDK calls carry its trace header; whatever they name, they are its.
+        let traced = exchange(
+            "GetItem",
+            Some("Root=1-a-b;Parent=c"),
+            during(&consumer),
+            "{}",
+        );
+        // A client that sends no header: its call is the relay's only if it names the order, and
+        // only the latest invocation running then gets it (the relay's runs on into the consumer's).
+        let named = exchange("Publish", None, during(&relay), "order o-1");
+        let unnamed = exchange("Publish", None, during(&relay), "order o-2");
+        let overlapping = exchange("Capture", None, during(&consumer), "order o-1");
+        // The same header after the invocation ended: a later retry's.
+        let later = exchange(
+            "UpdateItem",
+            Some("Root=1-a-b;Parent=c"),
+            consumer.started + chrono::Duration::seconds(5),
+            "{}",
+        );
+        journal.call(relay);
+        journal.call(consumer);
+        for e in [named, unnamed, traced, overlapping, later] {
+            journal.exchange(e);
+        }
+
+        let hops = journal.timeline("o-1");
+        let operations = |hop: &Hop| -> Vec<String> {
+            hop.exchanges
+                .iter()
+                .map(|e| e.request.clone() + "/" + &e.operation)
+                .collect()
+        };
+        assert_eq!(operations(&hops[0]), ["order o-1/Publish"]);
+        assert_eq!(operations(&hops[1]), ["{}/GetItem", "order o-1/Capture"]);
+        // An invocation's own page: only what carried its header.
+        assert_eq!(journal.hop("r1").unwrap().exchanges, []);
+        assert_eq!(journal.hop("r2").unwrap().exchanges.len(), 1);
+    }
+
+    #[test]
+    fn a_kept_body_is_cut_on_a_character_boundary() {
+        let body = "é".repeat(BODY_KEPT);
+        let kept = Exchange::body(body.as_bytes());
+        assert!(
+            kept.len() <= BODY_KEPT && kept.chars().all(|c| c == 'é'),
+            "{kept}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::chaos::{Fault, Rule, Service};
 use crate::dev::LocalApp;
-use crate::journal::{Call, Hop, Trigger};
+use crate::journal::{Call, Exchange, Hop, Trigger};
 
 /// What the pages read and act on.
 pub struct Web {
@@ -83,6 +83,7 @@ th{background:#eef1f4}code,pre{font:12px/1.4 ui-monospace,monospace}
 pre{background:#fff;border:1px solid #e3e6ea;padding:.6em;overflow:auto;max-height:24em;white-space:pre-wrap}
 .hop{background:#fff;border:1px solid #dde1e6;border-left:4px solid #3b82f6;margin:.5em 0;padding:.5em .8em}
 .hop.error{border-left-color:#d97706}.hop.failed{border-left-color:#dc2626}
+.exchange{margin:.15em 0 .15em 1em}.exchange.error code{color:#b45309}
 .muted{color:#66707a}.error{color:#b45309}.failed{color:#dc2626}
 textarea{width:100%;font:12px ui-monospace,monospace}
 ";
@@ -294,10 +295,25 @@ fn hops(hops: &[Hop]) -> Markup {
                     @if let Some(root) = call.trace_root() { " · trace " code { (root) } }
                 }
                 @if let Err(e) = &call.answer { div class="failed" { (e) } }
+                @for exchange in &hop.exchanges { (exchange_line(exchange)) }
                 @for line in &hop.logs {
                     div { code class=(if line.level == "ERROR" { "failed" } else { "" }) { (line.text) } }
                 }
             }
+        }
+    }
+}
+
+/// One request a function made to an emulator: `→ payments POST /v1/charges → 200 · 12.3 ms`.
+fn exchange_line(exchange: &Exchange) -> Markup {
+    html! {
+        div class={ "exchange " (exchange.status()) } data-service=(exchange.service) {
+            code {
+                "→ " (exchange.service) " " (exchange.operation) " → "
+                (match &exchange.answer { Ok(status) => status.to_string(), Err(why) => why.clone() })
+            }
+            " · " (format!("{:.1}", exchange.ms)) " ms"
+            @if let Some(fault) = &exchange.fault { " · " span class="failed" { "fault " (fault) } }
         }
     }
 }
@@ -409,6 +425,17 @@ async fn invocation(State(web): Shared, Path(request_id): Path<String>) -> Respo
             h2 { "Log lines" }
             @if hop.logs.is_empty() { p class="muted" { "none" } }
             @for line in &hop.logs { div { code { (line.text) } } }
+            h2 { "Requests to the emulators" }
+            p class="muted" { "Those that carried this invocation's trace header, as the fault proxies passed them." }
+            @if hop.exchanges.is_empty() { p class="muted" { "none" } }
+            @for exchange in &hop.exchanges {
+                (exchange_line(exchange))
+                details {
+                    summary { "request and answer" }
+                    pre { (pretty(&exchange.request)) }
+                    pre { (pretty(&exchange.response)) }
+                }
+            }
             h2 { "Answer" }
             pre { (match &call.answer { Ok(a) => pretty(a), Err(e) => e.clone() }) }
             h2 { "Replay" }

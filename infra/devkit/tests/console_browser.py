@@ -143,7 +143,9 @@ def main():
             "the order through to its capture on the live timeline",
             60,
             lambda d: d.find_elements(By.CSS_SELECTOR, '.hop.ok[data-function="shipment-events"]')
-            and "payment.captured" in d.find_element(By.TAG_NAME, "main").text,
+            and "payment.captured" in d.find_element(By.TAG_NAME, "main").text
+            # the provider's capture, as a request of its hop
+            and "payments POST /v1/charges/{id}/capture" in d.find_element(By.TAG_NAME, "main").text,
         )
         status, order = api(args.api, "GET", f"/orders/{order_id}", args.token)
         assert order["status"] == "FULFILLED", order

@@ -617,6 +617,19 @@ async fn the_console_follows_an_order_and_redrives_its_dead_letter() {
             "{function} missing from the timeline: {hops}"
         );
     }
+    // AND each hop holds the requests it made, as the fault proxies passed them: create-order's
+    // transaction, the relay's publish, payments' calls to the provider (authorize, capture)
+    for request in [
+        "→ dynamodb TransactWriteItems → 200",
+        "→ sns PublishBatch → 200",
+        "→ payments POST /v1/charges → 200",
+        "→ payments POST /v1/charges/{id}/capture → 200",
+    ] {
+        assert!(
+            hops.contains(request),
+            "{request} missing from the timeline: {hops}"
+        );
+    }
     let (_, page) = console.page(&format!("/orders/{id}")).await;
     assert!(
         page.contains("EventSource('/live')"),
