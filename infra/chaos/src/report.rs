@@ -173,10 +173,7 @@ pub fn markdown(run: &Run, command: &str) -> String {
             })
             .map(|f| f.count)
             .sum();
-        let service = serde_json::to_value(rule.service)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let service = rule.service.name();
         let fault = match &rule.fault {
             devkit::chaos::Fault::Latency { ms } => format!("latency {ms} ms"),
             devkit::chaos::Fault::KillRuntime { within_ms } => {

@@ -40,7 +40,16 @@ pub enum Service {
 }
 
 impl Service {
-    /// As the switches name it (`dynamodb`, `secrets-manager`).
+    pub const ALL: [Service; 6] = [
+        Self::Dynamodb,
+        Self::Sqs,
+        Self::Sns,
+        Self::SecretsManager,
+        Self::Payments,
+        Self::Lambda,
+    ];
+
+    /// As the switches name it (`dynamodb`, `secrets-manager`), in JSON as on the page.
     pub fn name(self) -> &'static str {
         match self {
             Self::Dynamodb => "dynamodb",
@@ -507,11 +516,11 @@ impl FaultProxy {
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
-                let kept = (Ok(parts.status.as_u16()), Exchange::body(&bytes));
+                let (status, kept) = (parts.status.as_u16(), Exchange::body(&bytes));
                 (
                     Ok(Response::from_parts(parts, Full::new(bytes))),
-                    kept.0,
-                    kept.1,
+                    Ok(status),
+                    kept,
                 )
             }
             Err(dropped) => {
@@ -766,6 +775,13 @@ mod tests {
                 .insert("x-amz-target", HeaderValue::from_str(target).unwrap());
         }
         request
+    }
+
+    #[test]
+    fn a_service_is_named_as_its_rules_name_it() {
+        for service in Service::ALL {
+            assert_eq!(serde_json::to_value(service).unwrap(), service.name());
+        }
     }
 
     #[test]

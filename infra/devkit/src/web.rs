@@ -583,7 +583,7 @@ async fn chaos(State(web): Shared) -> Response {
             h2 { "Add a switch" }
             form method="post" action="/chaos/rules" id="add-rule" {
                 select name="service" {
-                    @for s in ["dynamodb", "sqs", "sns", "secrets-manager", "payments", "lambda"] { option value=(s) { (s) } }
+                    @for s in crate::chaos::Service::ALL { option value=(s.name()) { (s.name()) } }
                 }
                 " operation " input name="operation" value="*" size="28";
                 " fault "
@@ -621,7 +621,7 @@ fn switch_tables(web: &Web) -> Option<Markup> {
             tr { th { "service" } th { "operation" } th { "fault" } th { "probability" } th { "limit" } }
             @for rule in &rules {
                 tr {
-                    td { (format!("{:?}", rule.service).to_lowercase()) }
+                    td { (rule.service.name()) }
                     td { code { (rule.operation) } }
                     td { (serde_json::to_string(&rule.fault).unwrap_or_default()) }
                     td { (rule.probability) }
@@ -635,7 +635,7 @@ fn switch_tables(web: &Web) -> Option<Markup> {
             tr { th { "service" } th { "operation" } th { "fault" } th { "count" } }
             @for f in &fired {
                 tr {
-                    td { (format!("{:?}", f.service).to_lowercase()) }
+                    td { (f.service.name()) }
                     td { code { (f.operation) } }
                     td { (f.fault) }
                     td { (f.count) }
