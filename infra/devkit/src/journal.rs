@@ -374,18 +374,20 @@ impl Journal {
                 .map(|call| hop_of(kept, call))
                 .collect();
             // A request no invocation's header claims (the payment provider's client sends none)
-            // that names the order: the latest of these invocations running then made it.
+            // that names the order: the latest of these invocations running then made it. (The
+            // time first: most requests of the journal were made while none of these ran.)
             for exchange in &kept.exchanges {
-                if !exchange.mentions(order_id) || hops.iter().any(|h| exchange.traced_to(&h.call))
+                let running = hops
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| exchange.during(&h.call))
+                    .max_by_key(|(_, h)| h.call.started)
+                    .map(|(i, _)| i);
+                if let Some(i) = running
+                    && !hops.iter().any(|h| exchange.traced_to(&h.call))
+                    && exchange.mentions(order_id)
                 {
-                    continue;
-                }
-                if let Some(hop) = hops
-                    .iter_mut()
-                    .filter(|h| exchange.during(&h.call))
-                    .max_by_key(|h| h.call.started)
-                {
-                    hop.exchanges.push(exchange.clone());
+                    hops[i].exchanges.push(exchange.clone());
                 }
             }
             for hop in &mut hops {
