@@ -322,9 +322,17 @@ impl Journal {
         });
     }
 
-    /// The calls kept, newest first.
-    pub fn calls(&self) -> Vec<Call> {
-        self.read(|kept| kept.calls.iter().rev().cloned().collect())
+    /// Up to `most` of the calls kept that `wanted` picks, newest first (only those are copied).
+    pub fn calls(&self, most: usize, wanted: impl Fn(&Call) -> bool) -> Vec<Call> {
+        self.read(|kept| {
+            kept.calls
+                .iter()
+                .rev()
+                .filter(|c| wanted(c))
+                .take(most)
+                .cloned()
+                .collect()
+        })
     }
 
     /// The reports kept, oldest first.
@@ -609,9 +617,10 @@ mod tests {
         for i in 0..CALLS + 3 {
             journal.call(call(&format!("r{i}"), None, serde_json::json!({}), "{}"));
         }
-        assert_eq!(journal.calls().len(), CALLS);
+        let kept = journal.calls(usize::MAX, |_| true);
+        assert_eq!(kept.len(), CALLS);
         assert_eq!(
-            journal.calls()[0].request_id.as_deref(),
+            kept[0].request_id.as_deref(),
             Some(&*format!("r{}", CALLS + 2))
         );
         assert!(changes.has_changed().unwrap());

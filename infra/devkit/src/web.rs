@@ -204,10 +204,8 @@ async fn index(State(web): Shared) -> Markup {
         .app
         .console
         .journal()
-        .calls()
+        .calls(20, |c| matches!(c.trigger(), Trigger::Http { .. }))
         .into_iter()
-        .filter(|c| matches!(c.trigger(), Trigger::Http { .. }))
-        .take(20)
         .map(|c| {
             let order = answered_order(&c);
             (c, order)
@@ -372,13 +370,10 @@ fn rows(web: &Web, filter: &InvocationFilter) -> Markup {
         .into_iter()
         .map(|r| (r.request_id.clone(), r))
         .collect();
-    let calls: Vec<Call> = journal
-        .calls()
-        .into_iter()
-        .filter(|c| filter.function.is_empty() || c.function == filter.function)
-        .filter(|c| filter.status.is_empty() || c.status() == filter.status)
-        .take(200)
-        .collect();
+    let calls = journal.calls(200, |c| {
+        (filter.function.is_empty() || c.function == filter.function)
+            && (filter.status.is_empty() || c.status() == filter.status)
+    });
     html! {
         table id="invocations" {
             tr {
@@ -468,20 +463,23 @@ async fn replay(State(web): Shared, Form(form): Form<ReplayForm>) -> Response {
         );
     }
     let journal = web.app.console.journal();
-    let since = *journal.changes().borrow();
+    let mut changes = journal.changes();
+    let since = *changes.borrow_and_update();
     let _ = pool.invoke(form.event.as_bytes()).await;
-    // The journal records the call a moment after it returns (once its START line is read).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-    let newest = loop {
-        let replayed = journal
-            .calls()
-            .into_iter()
-            .find(|c| c.seq > since && c.function == form.function && c.event == form.event);
-        if replayed.is_some() || tokio::time::Instant::now() >= deadline {
-            break replayed;
+    // The journal records the call a moment after it returns (once its START line is read):
+    // look again at each change, for up to a second.
+    let replayed = |c: &Call| c.seq > since && c.function == form.function && c.event == form.event;
+    let newest = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Some(call) = journal.calls(1, replayed).pop() {
+                return Some(call);
+            }
+            changes.changed().await.ok()?;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    })
+    .await
+    .ok()
+    .flatten();
     match newest.and_then(|c| c.request_id) {
         Some(id) => Redirect::to(&format!("/invocations/{id}")).into_response(),
         None => Redirect::to(&format!("/invocations?function={}", form.function)).into_response(),
@@ -522,12 +520,13 @@ async fn queue_table(web: &Web) -> Markup {
     }
     html! {
         table {
-            tr { th { "queue" } th { "visible" } th { "in flight" } th { "dead letters" } }
+            tr { th { "queue" } th { "visible" } th { "in flight" } th { "delayed" } th { "dead letters" } }
             @for (logical, depth, is_dlq, messages) in &rows {
                 tr id={ "queue-" (logical) } {
                     td { (logical) @if *is_dlq { " " span class="muted" { "(dead-letter queue)" } } }
                     td class="visible" { (depth.visible) }
                     td { (depth.in_flight) }
+                    td { (depth.delayed) }
                     td {
                         @if *is_dlq && !messages.is_empty() {
                             form method="post" action={ "/queues/" (logical) "/redrive" } {

@@ -190,10 +190,22 @@ impl Http {
     }
 
     /// A form posted to the console, as a browser posts it.
+    /// A form posted as a browser would: the status and where it redirects to.
     async fn post_form(&self, path: &str, form: &str) -> (u16, String) {
         let form_type = Some("application/x-www-form-urlencoded");
-        self.send("POST", path, None, form_type, form.to_owned())
+        let Some(response) = self
+            .respond("POST", path, None, form_type, form.to_owned())
             .await
+        else {
+            return (0, String::new());
+        };
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (response.status().as_u16(), location)
     }
 
     async fn send(
@@ -204,6 +216,22 @@ impl Http {
         content_type: Option<&str>,
         body: String,
     ) -> (u16, String) {
+        let Some(response) = self.respond(method, path, token, content_type, body).await else {
+            return (0, String::new());
+        };
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn respond(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: String,
+    ) -> Option<hyper::Response<hyper::body::Incoming>> {
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(format!("http://127.0.0.1:{}{path}", self.1));
@@ -213,16 +241,10 @@ impl Http {
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        let response = self
-            .0
+        self.0
             .request(request.body(Full::new(Bytes::from(body))).unwrap())
-            .await;
-        let Ok(response) = response else {
-            return (0, String::new());
-        };
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+            .await
+            .ok()
     }
 }
 
@@ -686,10 +708,18 @@ async fn the_console_follows_an_order_and_redrives_its_dead_letter() {
         .append_pair("function", "get-product")
         .append_pair("event", &event)
         .finish();
-    let (status, _) = console.post_form("/replay", &form).await;
+    let (status, to) = console.post_form("/replay", &form).await;
     assert_eq!(status, 303);
     let (_, rows) = console.page("/invocations/rows?function=get-product").await;
     assert_eq!(rows.matches("GET /products/p-3 → 200").count(), 2, "{rows}");
+    // AND the replay opens its own invocation: a new request id, with the same event
+    assert!(
+        to.starts_with("/invocations/") && to != format!("/invocations/{request_id}"),
+        "{to}"
+    );
+    let (status, replayed) = console.page(&to).await;
+    assert_eq!(status, 200);
+    assert!(replayed.contains("GET /products/p-3 → 200"), "{replayed}");
 
     // AND the orders table is browsable
     let (status, table) = console.page("/tables/OrdersTable").await;
