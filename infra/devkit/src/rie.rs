@@ -113,6 +113,23 @@ pub fn default_emulator(root: &Path) -> PathBuf {
     root.join(format!(".tools/rie/aws-lambda-rie-{arch}"))
 }
 
+/// Why an invocation got no answer from its environment.
+#[derive(Debug, Clone)]
+enum PostError {
+    /// The emulator answered, without a payload (its runtime was killed during its INIT).
+    Answered(String),
+    /// The emulator could not be reached, or dropped the connection: it may have died.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Answered(why) | Self::Unreachable(why) => f.write_str(why),
+        }
+    }
+}
+
 /// The emulator is killed when the process that started it dies, even by SIGKILL (which runs no
 /// drop, so `kill_on_drop` cannot): Linux's parent-death signal. The emulator runs in its own
 /// process group (Ctrl-C at the terminal is for devkit, which stops it in order), so nothing else
@@ -278,14 +295,22 @@ impl FunctionPool {
     /// can die — it panics when a runtime is killed at some moments of its start — and then every
     /// later invocation of that environment would fail; Lambda would give the next invocation a
     /// new environment, and so does this.
-    fn replace_if_gone(&self, index: usize) {
-        let gone = self.envs[index]
-            .lock()
-            .ok()
-            .and_then(|mut env| Some(env.as_mut()?.child.try_wait().ok()?.is_some()))
-            .unwrap_or(false);
-        if !gone {
-            return;
+    async fn replace_if_gone(&self, index: usize) {
+        // The connection drops as the emulator dies; its exit can be seen a moment later.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            let gone = self.envs[index]
+                .lock()
+                .ok()
+                .and_then(|mut env| Some(env.as_mut()?.child.try_wait().ok()?.is_some()))
+                .unwrap_or(false);
+            if gone {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.console.error(&format!(
             "{}: aws-lambda-rie exited; starting a new environment",
@@ -423,8 +448,8 @@ impl FunctionPool {
             }
         }
         let wall_ms = clock.elapsed().as_secs_f64() * 1000.0;
-        if result.is_err() {
-            self.replace_if_gone(index);
+        if let Err(PostError::Unreachable(_)) = &result {
+            self.replace_if_gone(index).await;
         }
         if let Ok(mut free) = self.free.lock() {
             free.push(index);
@@ -442,7 +467,7 @@ impl FunctionPool {
             event: String::from_utf8_lossy(event).into_owned(),
             answer: match &result {
                 Ok(payload) => Ok(String::from_utf8_lossy(payload).into_owned()),
-                Err(e) => Err(e.clone()),
+                Err(e) => Err(e.to_string()),
             },
         };
         let journal = self.journal.clone();
@@ -452,10 +477,10 @@ impl FunctionPool {
                 .await;
             journal.call(Call { request_id, ..call });
         });
-        result.map_err(fail)
+        result.map_err(|e| fail(e.to_string()))
     }
 
-    async fn post(&self, port: u16, event: &[u8], trace: Option<&str>) -> Result<Bytes, String> {
+    async fn post(&self, port: u16, event: &[u8], trace: Option<&str>) -> Result<Bytes, PostError> {
         let uri = format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations");
         // The emulator may still be starting: retry the connection for a few seconds.
         let mut last = String::new();
@@ -466,7 +491,7 @@ impl FunctionPool {
             }
             let request = request
                 .body(Full::new(Bytes::copy_from_slice(event)))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| PostError::Unreachable(e.to_string()))?;
             match self.client.request(request).await {
                 Ok(response) => {
                     let status = response.status();
@@ -474,12 +499,14 @@ impl FunctionPool {
                         .into_body()
                         .collect()
                         .await
-                        .map_err(|e| e.to_string())?
+                        .map_err(|e| PostError::Unreachable(e.to_string()))?
                         .to_bytes();
                     // A runtime killed before it took the event (during its INIT) leaves the
                     // emulator nothing to answer with.
                     if body.is_empty() && !status.is_success() {
-                        return Err(format!("the emulator answered {status} with no payload"));
+                        return Err(PostError::Answered(format!(
+                            "the emulator answered {status} with no payload"
+                        )));
                     }
                     return Ok(body);
                 }
@@ -487,10 +514,12 @@ impl FunctionPool {
                     last = e.to_string();
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(PostError::Unreachable(e.to_string())),
             }
         }
-        Err(format!("the emulator did not answer: {last}"))
+        Err(PostError::Unreachable(format!(
+            "the emulator did not answer: {last}"
+        )))
     }
 
     /// Kills (SIGKILL) the runtime process of environment `index`, the emulator's child, as a
